@@ -78,9 +78,9 @@ class _UnknownIdError(HepslimError, KeyError):
         self.name = name
         known = sorted(set(known))
         self.suggestions = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        msg = f"unknown {self.kind} {name!r}"
+        msg = f"unknown {self.kind} {name!r}."
         if self.suggestions:
-            msg += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+            msg = msg[:-1] + "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
         hint = (install_hints or {}).get(name)
         if hint:
             msg += f" It is provided by {hint}."
