@@ -6,6 +6,7 @@ bytes->bytes compressors (``zstd``, ``lz4``, ``zlib``, ``lzma``, ``blosc``), ser
 
 from __future__ import annotations
 
+import functools
 import lzma as _lzma
 import struct
 import zlib as _zlib
@@ -33,10 +34,20 @@ def _check_int(name: str, value: object, lo: int, hi: int, codec: str) -> None:
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...], codec: str) -> None:
     if value not in choices:
-        raise CodecParameterError(f"{codec}: parameter {name}={value!r} must be one of {', '.join(choices)}")
+        raise CodecParameterError(f"{codec}: parameter {name}={value!r} must be one of {', '.join(map(str, choices))}")
 
 
 # ------------------------------------------------------------------------------------ bytes -> bytes
+@functools.cache
+def _empty_frame(codec: BytesBytesCodec) -> bytes:
+    return codec.encode(b"")
+
+
+def _is_empty_frame(codec: BytesBytesCodec, buf: memoryview) -> bool:
+    """numcodecs refuses to decode the (valid) frame it writes for an empty input."""
+    return len(buf) < 64 and bytes(buf) == _empty_frame(codec)
+
+
 @dataclass(frozen=True)
 class Zstd(BytesBytesCodec):
     """Zstandard: the best speed/ratio balance; level 3 is fast, 19+ approaches LZMA."""
@@ -55,8 +66,11 @@ class Zstd(BytesBytesCodec):
     def decode(self, y: BytesLike) -> bytes:
         from numcodecs import Zstd as _Z
 
+        buf = as_buffer(y)
+        if _is_empty_frame(self, buf):
+            return b""
         try:
-            return bytes(_Z().decode(as_buffer(y)))
+            return bytes(_Z().decode(buf))
         except RuntimeError as exc:
             raise CorruptDataError(f"zstd: corrupt or truncated stream ({exc})") from None
 
@@ -79,8 +93,11 @@ class LZ4(BytesBytesCodec):
     def decode(self, y: BytesLike) -> bytes:
         from numcodecs import LZ4 as _L
 
+        buf = as_buffer(y)
+        if _is_empty_frame(self, buf):
+            return b""
         try:
-            return bytes(_L().decode(as_buffer(y)))
+            return bytes(_L().decode(buf))
         except (RuntimeError, ValueError) as exc:
             raise CorruptDataError(f"lz4: corrupt or truncated stream ({exc})") from None
 
@@ -159,8 +176,11 @@ class Blosc(BytesBytesCodec):
         return bytes(self._impl().encode(buf.view(f"u{ts}")))  # type: ignore[attr-defined]
 
     def decode(self, y: BytesLike) -> bytes:
+        buf = as_buffer(y)
+        if _is_empty_frame(self, buf):
+            return b""
         try:
-            return bytes(self._impl().decode(as_buffer(y)))  # type: ignore[attr-defined]
+            return bytes(self._impl().decode(buf))  # type: ignore[attr-defined]
         except (RuntimeError, ValueError) as exc:
             raise CorruptDataError(f"blosc: corrupt or truncated stream ({exc})") from None
 
