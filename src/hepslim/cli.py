@@ -53,9 +53,125 @@ def _cmd_codecs(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ----------------------------------------------------------------------------------------- spec, specs
+def _codecs_text(codecs: Any) -> str:
+    return " -> ".join(
+        c["id"] + ("(" + ", ".join(f"{k}={v}" for k, v in c.items() if k != "id") + ")" if len(c) > 1 else "")
+        for c in codecs
+    )
+
+
+def _cmd_spec(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("spec", help="check a spec file, or show what a spec does (to each branch of an input)")
+    ssub = p.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
+    pc = ssub.add_parser("check", help="validate spec files (YAML, keys, codecs, rules, extends, derived)")
+    pc.add_argument("files", nargs="+", metavar="FILE", help="spec YAML file(s) or registered names")
+    pc.add_argument("--json", action="store_true", help="machine-readable output")
+    ps = ssub.add_parser("show", help="a spec's rules, or the pipeline each branch of --input gets")
+    ps.add_argument("spec", metavar="NAME|FILE", help="registered spec name or YAML file")
+    ps.add_argument("--input", metavar="FILE", help="ROOT or Parquet file: show every branch's pipeline")
+    ps.add_argument("--tree", help="tree / RNTuple name in --input (default: the spec's, else Events)")
+    ps.add_argument("--container", default="zarr", choices=["zarr", "parquet", "root"],
+                    help="container whose serializer/compressor complete the pipelines (default zarr)")
+    ps.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run_check(args: argparse.Namespace) -> int:
+        from hepslim.policy import load_spec
+
+        rows = []
+        for f in args.files:
+            s = load_spec(f)  # raises SpecError naming file, rule and reason
+            rows.append({"file": f, "name": s.name, "sha256": s.sha256, "rules": len(s.all_rules),
+                         "extends": s.parent.name if s.parent else None,
+                         "derived": [d.name for d in s.all_derived]})
+        if args.json:
+            _print_json(rows)
+        else:
+            for r in rows:
+                ext = f", extends {r['extends']}" if r["extends"] else ""
+                print(f"ok  {r['file']}: spec {r['name']!r}, {r['rules']} rules{ext}, "
+                      f"{len(r['derived'])} derived, sha256 {r['sha256'][:12]}")
+        return 0
+
+    def run_show(args: argparse.Namespace) -> int:
+        from hepslim.policy import container_compression, input_branches, load_spec, plan
+
+        s = load_spec(args.spec)
+        if args.input is None:
+            if args.json:
+                _print_json(s.to_dict())
+                return 0
+            print(f"spec {s.name!r}  ({s.source})  sha256 {s.sha256[:12]}")
+            if s.description:
+                print(f"  {s.description}")
+            for anc in s.chain():
+                print(f"[{anc.name}]" + (f" tree={anc.tree}" if anc.tree else ""))
+                if anc.drop:
+                    print(f"  drop: {', '.join(anc.drop)}")
+                for r in anc.rules:
+                    print(f"  {r.label:<48} {_codecs_text(r.codecs)}")
+                if anc.default is not None:
+                    print(f"  {'default':<48} {_codecs_text(anc.default.codecs)}")
+                for d in anc.derived:
+                    print(f"  derived {d.name} = {d.function}({', '.join(d.inputs)})  tol {d.tolerance:g}")
+            print(f"container compression ({args.container}): {container_compression(s, args.container)}")
+            return 0
+        tree = args.tree or s.effective_tree
+        rows = [r.to_dict() for r in plan(s, input_branches(args.input, tree), container=args.container)]
+        if args.json:
+            _print_json({"spec": s.name, "sha256": s.sha256, "input": args.input, "container": args.container,
+                         "branches": rows})
+            return 0
+        width = max((len(r["branch"]) for r in rows), default=10)
+        for r in rows:
+            typ = r["dtype"] + ("[]" if r["jagged"] else "")
+            if r["action"] == "store":
+                b = r["error_bound"]
+                bound = "exact" if b is None else f"{b['kind']} {b['value']:.3g}"
+                what = f"{_codecs_text(r['codecs'])}  [{bound}; {r['rule'] or 'container default'}]"
+            elif r["action"] == "drop":
+                what = "dropped"
+            else:
+                what = f"not stored: {r['rule']}"
+            print(f"{r['branch']:<{width}}  {typ:<10} {what}")
+        n = {a: sum(r["action"] == a for r in rows) for a in ("store", "drop", "derive")}
+        lossy = sum(r["action"] == "store" and not r["lossless"] for r in rows)
+        print(f"{len(rows)} branches: {n['store']} stored ({lossy} lossy), {n['drop']} dropped, "
+              f"{n['derive']} derived")
+        return 0
+
+    pc.set_defaults(func=run_check)
+    ps.set_defaults(func=run_show)
+
+
+def _cmd_specs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("specs", help="list the shipped and plugin-registered specs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.policy import specs_table
+
+        rows = specs_table()
+        if args.json:
+            _print_json(rows)
+            return 0
+        for r in rows:
+            if r["error"]:
+                print(f"{r['name']:<10} BROKEN: {r['error']}")
+                continue
+            ext = f" (extends {r['extends']})" if r["extends"] else ""
+            der = f"; derived: {', '.join(r['derived'])}" if r["derived"] else ""
+            print(f"{r['name']:<10} {r['rules']:>3} rules{ext}  {r['description']}{der}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # Commands, in the order `hepslim --help` lists them. Each feature adds its own `_cmd_*` above.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_codecs,
+    _cmd_spec,
+    _cmd_specs,
 ]
 
 
