@@ -1,0 +1,217 @@
+"""Derived-branch functions: quantities a spec does not store because they follow from stored ones.
+
+A spec's ``derived:`` entry names one of these functions and its input branches; the writer drops the
+branch only if recomputing it from the (decoded) inputs reproduces the original within the declared
+tolerance, and the reader recomputes it, so ``hepslim.open`` still returns every input branch.
+
+Each function takes flat numpy arrays (one per input, same length) and returns a flat float array; jagged
+awkward inputs are handled by :func:`compute` (flatten, compute, restore the first input's structure).
+
+>>> import numpy as np
+>>> float(compute("pt_from_pxpy", [np.array([3.0]), np.array([4.0])])[0])
+5.0
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hepslim.errors import SpecError
+
+# PDG masses in GeV (PDG 2024) for the particle ids a reconstructed candidate list carries. Particle-flow
+# and Delphes candidates only ever use these few ids; others are looked up in the `particle` package.
+_PDG_MASS_GEV: dict[int, float] = {
+    0: 0.0,  # unidentified / neutral tower: massless by convention
+    1: 0.0,  # h_HF (hadronic HF deposit in CMS PF): massless
+    2: 0.0,  # egamma_HF: massless
+    11: 0.51099895e-3,
+    13: 0.1056583755,
+    15: 1.77686,
+    22: 0.0,
+    111: 0.1349768,
+    130: 0.497611,
+    211: 0.13957039,
+    310: 0.497611,
+    321: 0.493677,
+    2112: 0.93956542052,
+    2212: 0.93827208816,
+    3122: 1.115683,
+    3112: 1.197449,
+    3222: 1.18937,
+    3312: 1.32171,
+    3334: 1.67245,
+}
+
+
+def pdg_mass(pid: np.ndarray) -> np.ndarray:
+    """Mass in GeV for each PDG id (sign ignored). Vectorised over the few distinct ids.
+
+    Raises :class:`SpecError` for an id neither in the built-in table nor known to ``particle``.
+    """
+    pid = np.asarray(pid)
+    if pid.dtype.kind == "f":  # ML layouts often store ids as floats
+        if not np.all(np.isfinite(pid)) or np.any(pid != np.round(pid)):
+            raise SpecError("pdg_mass: particle ids must be integers")
+    ids = np.abs(pid.astype(np.int64))
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    masses = np.empty(len(uniq), dtype=np.float64)
+    for i, u in enumerate(uniq.tolist()):  # over distinct ids only (a handful), never over particles
+        m = _PDG_MASS_GEV.get(u)
+        if m is None:
+            m = _mass_from_particle_package(u)
+        masses[i] = m
+    return masses[inverse].reshape(pid.shape)
+
+
+def _mass_from_particle_package(pid: int) -> float:
+    try:
+        from particle import Particle
+    except ImportError:
+        raise SpecError(
+            f"pdg_mass: no mass for PDG id {pid} in the built-in table and the 'particle' package is not "
+            "installed to look it up"
+        ) from None
+    try:
+        m = Particle.from_pdgid(pid).mass
+    except Exception:  # noqa: BLE001 - the package raises its own types for unknown ids
+        m = None
+    if m is None:
+        raise SpecError(f"pdg_mass: PDG id {pid} has no known mass")
+    return float(m) / 1000.0  # MeV -> GeV
+
+
+def _float_dtype(*xs: np.ndarray) -> np.dtype:
+    dt = np.result_type(*[x.dtype if x.dtype.kind == "f" else np.float32 for x in xs])
+    return np.dtype(dt)
+
+
+def energy_from_pxpypz_pid(px: np.ndarray, py: np.ndarray, pz: np.ndarray, pid: np.ndarray) -> np.ndarray:
+    """E = sqrt(px² + py² + pz² + m²) with m the PDG mass of ``pid`` (computed in float64)."""
+    out = _float_dtype(px, py, pz)
+    p2 = np.square(px, dtype=np.float64) + np.square(py, dtype=np.float64) + np.square(pz, dtype=np.float64)
+    m = pdg_mass(pid)
+    return np.sqrt(p2 + m * m).astype(out)
+
+
+def energy_from_pxpypz_mass(px: np.ndarray, py: np.ndarray, pz: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """E = sqrt(px² + py² + pz² + m²) (a negative stored mass enters as -m², as in ROOT's TLorentzVector)."""
+    out = _float_dtype(px, py, pz, mass)
+    m = np.asarray(mass, dtype=np.float64)
+    p2 = np.square(px, dtype=np.float64) + np.square(py, dtype=np.float64) + np.square(pz, dtype=np.float64)
+    return np.sqrt(np.maximum(p2 + np.sign(m) * m * m, 0.0)).astype(out)
+
+
+def energy_from_ptetaphimass(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """E = sqrt((pt·cosh η)² + m²); φ does not enter but is an input so the signature is the 4-vector's."""
+    out = _float_dtype(pt, eta, mass)
+    p = np.asarray(pt, dtype=np.float64) * np.cosh(np.asarray(eta, dtype=np.float64))
+    m = np.asarray(mass, dtype=np.float64)
+    return np.sqrt(p * p + m * m).astype(out)
+
+
+def pt_from_pxpy(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """pT = hypot(px, py)."""
+    out = _float_dtype(px, py)
+    return np.hypot(np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64)).astype(out)
+
+
+def mass_from_pxpypze(px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """m = sqrt(max(E² - p², 0)) (computed in float64)."""
+    out = _float_dtype(px, py, pz, energy)
+    e = np.asarray(energy, dtype=np.float64)
+    p2 = np.square(px, dtype=np.float64) + np.square(py, dtype=np.float64) + np.square(pz, dtype=np.float64)
+    return np.sqrt(np.maximum(e * e - p2, 0.0)).astype(out)
+
+
+@dataclass(frozen=True)
+class DerivedFunction:
+    """A registered derived-branch function: its callable, input names (documentation) and doc line."""
+
+    name: str
+    func: Callable[..., np.ndarray]
+    inputs: tuple[str, ...]
+    doc: str
+
+    @property
+    def arity(self) -> int:
+        return len(self.inputs)
+
+
+#: name -> function. A plain dict built at import from pure functions (no I/O, no plugins).
+FUNCTIONS: dict[str, DerivedFunction] = {
+    f.name: f
+    for f in (
+        DerivedFunction("energy_from_pxpypz_pid", energy_from_pxpypz_pid, ("px", "py", "pz", "pid"),
+                        "energy from momentum and the PDG mass of the particle id"),
+        DerivedFunction("energy_from_pxpypz_mass", energy_from_pxpypz_mass, ("px", "py", "pz", "mass"),
+                        "energy from momentum and mass"),
+        DerivedFunction("energy_from_ptetaphimass", energy_from_ptetaphimass, ("pt", "eta", "phi", "mass"),
+                        "energy from (pt, eta, phi, mass)"),
+        DerivedFunction("pt_from_pxpy", pt_from_pxpy, ("px", "py"), "transverse momentum from px, py"),
+        DerivedFunction("mass_from_pxpypze", mass_from_pxpypze, ("px", "py", "pz", "energy"),
+                        "invariant mass from the four-momentum"),
+    )
+}
+
+
+def get_function(name: str) -> DerivedFunction:
+    """The derived function called ``name``; :class:`SpecError` with near matches when unknown."""
+    try:
+        return FUNCTIONS[name]
+    except (KeyError, TypeError):
+        near = difflib.get_close_matches(str(name), FUNCTIONS, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+        raise SpecError(
+            f"unknown derived function {name!r}{hint} Known: {', '.join(sorted(FUNCTIONS))}."
+        ) from None
+
+
+def _structure(x: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Flat values of ``x`` and the per-level counts needed to rebuild its (jagged) structure."""
+    if isinstance(x, np.ndarray):
+        return x.reshape(-1), []
+    import awkward as ak
+
+    arr = ak.Array(x) if not isinstance(x, ak.Array) else x
+    depth = arr.ndim
+    counts = [np.asarray(ak.flatten(ak.num(arr, axis=d), axis=None)) for d in range(1, depth)]
+    return np.asarray(ak.flatten(arr, axis=None)), counts
+
+
+def compute(name: str, inputs: Sequence[Any]) -> Any:
+    """Apply derived function ``name`` to ``inputs`` (numpy arrays, or awkward arrays of equal structure).
+
+    Returns a numpy array for numpy inputs, else an awkward array with the first input's jagged structure.
+    """
+    fn = get_function(name)
+    if len(inputs) != fn.arity:
+        raise SpecError(f"derived function {name!r} takes {fn.arity} inputs ({', '.join(fn.inputs)}), "
+                        f"got {len(inputs)}")
+    flats, structures = [], []
+    for x in inputs:
+        flat, counts = _structure(x)
+        flats.append(flat)
+        structures.append(counts)
+    ref = structures[0]
+    for i, counts in enumerate(structures[1:], start=1):
+        if len(counts) != len(ref) or any(
+            len(a) != len(b) or not np.array_equal(a, b) for a, b in zip(counts, ref, strict=True)
+        ) or len(flats[i]) != len(flats[0]):
+            raise SpecError(
+                f"derived function {name!r}: input {i} ({fn.inputs[i]}) does not have the same jagged "
+                f"structure as input 0 ({fn.inputs[0]})"
+            )
+    result = fn.func(*flats)
+    if all(isinstance(x, np.ndarray) for x in inputs):
+        return result.reshape(np.asarray(inputs[0]).shape)
+    import awkward as ak
+
+    out = ak.Array(result)
+    for counts in reversed(ref):
+        out = ak.unflatten(out, counts)
+    return out
