@@ -114,3 +114,18 @@ def test_corrupt_stream_raises():
 def test_config_is_json():
     for c in LOSSLESS:
         assert hepslim.get_codec(json.dumps(c.get_config())) == c
+
+
+FIXTURES = sorted((__import__("pathlib").Path(__file__).parent / "fixtures").glob("lossless_*.blk"))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_committed_fixtures_keep_decoding(path):
+    expected = np.load(path.with_suffix(".npy"))
+    got = hepslim.decode_block(path.read_bytes())
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_fixtures_exist():
+    assert len(FIXTURES) >= 5
