@@ -207,7 +207,7 @@ def as_buffer(x: BytesLike) -> memoryview:
     """A flat byte view of any bytes-like object (C-contiguous arrays are not copied)."""
     if isinstance(x, np.ndarray):
         x = np.ascontiguousarray(x)
-        return memoryview(x.reshape(-1).view(np.uint8))
+        return memoryview(x.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     mv = memoryview(x)
     if not mv.c_contiguous:
         raise CodecInputError("bytes-like input must be contiguous")
