@@ -167,11 +167,43 @@ def _cmd_specs(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------- generate
+def _cmd_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate", help="generate a reproducible Pythia8 sample (nanoaod, pfnano, jetclass, nlo)"
+    )
+    p.add_argument("layout", help="nanoaod | pfnano | jetclass | nlo")
+    p.add_argument("-n", type=int, required=True, help="events (jets per class for jetclass)")
+    p.add_argument("-o", "--output", required=True, help="output file (.root or .parquet)")
+    p.add_argument("--seed", type=int, default=1, help="job k uses seed + k (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel Pythia processes (default 1)")
+    p.add_argument("--process", default=None, help="ttbar | top | qcd | both (jetclass: default both)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.samples import generate
+
+        info = generate(
+            args.layout, args.n, args.output, seed=args.seed, jobs=args.jobs, process=args.process
+        )
+        if args.json:
+            _print_json(info)
+        else:
+            print(
+                f"wrote {info.get('rows')} rows of {args.layout} to {info.get('path', args.output)}"
+                f" in {info.get('seconds', 0):.1f} s ({info.get('rows_per_s', 0):.1f}/s)"
+            )
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # Commands, in the order `hepslim --help` lists them. Each feature adds its own `_cmd_*` above.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_codecs,
     _cmd_spec,
     _cmd_specs,
+    _cmd_generate,
 ]
 
 
