@@ -198,12 +198,55 @@ def _cmd_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# --------------------------------------------------------------------------------------------- survey
+def _cmd_survey(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("survey", help="per-branch sizes, entropy, constant/duplicate/derivable branches, "
+                                      "effective precision, suggested codecs; draft spec")
+    p.add_argument("file", metavar="FILE", help="ROOT (TTree or RNTuple) or Parquet file")
+    p.add_argument("--tree", help="tree / RNTuple name (default: Events, or the only one)")
+    p.add_argument("--spec", default="lossless", help="spec whose pipelines give the 'hepslim' column "
+                                                      "(default lossless)")
+    p.add_argument("--container", default="zarr", choices=["zarr", "parquet", "root"],
+                   help="container completing those pipelines (default zarr)")
+    p.add_argument("--max-events", type=int, default=20000,
+                   help="events examined (default 20000; 0 = all); stored sizes always cover the file")
+    p.add_argument("--top", type=int, default=40, help="rows of the branch table (default 40; 0 = all)")
+    p.add_argument("--report", metavar="DIR", help="write bar charts (PNG) and index.md to DIR")
+    p.add_argument("--write-spec", metavar="OUT.yaml", help="write a draft spec (drops, derived, precision)")
+    p.add_argument("--extends", help="spec the draft spec extends (e.g. nanoaod)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --write-spec file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.survey import survey
+
+        rep = survey(args.file, tree=args.tree, spec=args.spec, container=args.container,
+                     max_events=args.max_events or None, progress=not args.json and sys.stderr.isatty())
+        extra: dict[str, Any] = {}
+        if args.report:
+            extra["report"] = rep.write_report(args.report)
+        if args.write_spec:
+            extra["spec_file"] = rep.write_spec(args.write_spec, extends=args.extends, force=args.force)
+        if args.json:
+            _print_json({**rep.to_dict(), **extra})
+            return 0
+        print(rep.table(args.top or None))
+        for f in extra.get("report", []):
+            print(f"wrote {f}")
+        if "spec_file" in extra:
+            print(f"wrote draft spec {extra['spec_file']} (checked with hepslim spec check)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # Commands, in the order `hepslim --help` lists them. Each feature adds its own `_cmd_*` above.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_codecs,
     _cmd_spec,
     _cmd_specs,
     _cmd_generate,
+    _cmd_survey,
 ]
 
 
