@@ -198,6 +198,43 @@ def _cmd_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------- validate
+def _cmd_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate", help="compare a compressed file with its original: errors, distributions, classifiers"
+    )
+    p.add_argument("original", help="the original file")
+    p.add_argument("compressed", help="the compressed (or rewritten) file holding the same events")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--report", metavar="DIR", default=None, help="write plots and index.md/index.html here")
+    p.add_argument("--branches", nargs="+", default=None, help="only these branches")
+    p.add_argument(
+        "--tagger", choices=["full", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
+    )
+    p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and trainings (default 0)")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.validate import summary_lines, validate
+
+        rep = validate(
+            args.original,
+            args.compressed,
+            branches=args.branches,
+            report_dir=args.report,
+            classifier=not args.no_classifier,
+            tagger=args.tagger,
+            seed=args.seed,
+        )
+        if args.json:
+            _print_json(rep)
+        else:
+            print("\n".join(summary_lines(rep)))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # --------------------------------------------------------------------------------------------- survey
 def _cmd_survey(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("survey", help="per-branch sizes, entropy, constant/duplicate/derivable branches, "
@@ -246,6 +283,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_spec,
     _cmd_specs,
     _cmd_generate,
+    _cmd_validate,
     _cmd_survey,
 ]
 
