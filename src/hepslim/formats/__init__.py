@@ -10,7 +10,11 @@ if TYPE_CHECKING:
 
 def builtin_formats() -> list[type[FormatAdapter]]:
     """The built-in adapter classes (their modules import uproot/pyarrow/zarr lazily)."""
-    return []
+    from hepslim.formats.parquet import ParquetFormat
+    from hepslim.formats.root import RootFormat
+    from hepslim.formats.zarr import ZarrFormat
+
+    return [RootFormat, ParquetFormat, ZarrFormat]
 
 
 def select_builtin(path: str, format: str | None, mode: str, head: bytes) -> FormatAdapter | None:
