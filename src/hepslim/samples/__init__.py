@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hepslim.errors import HepslimError
+from hepslim.errors import FormatError, HepslimError
 
 #: layout -> (default process, allowed processes); layouts handled elsewhere map to "module:function"
 LAYOUTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -127,6 +127,10 @@ def generate(
     if n < 1 or jobs < 1:
         raise HepslimError("n and jobs must be >= 1")
     out = Path(out)
+    from hepslim.samples._write import PARQUET_SUFFIXES, ROOT_SUFFIXES
+
+    if out.suffix.lower() not in ROOT_SUFFIXES + PARQUET_SUFFIXES:
+        raise FormatError(f"cannot tell the output format of {out}: use .root, .parquet or .pq")
     procs = ["top", "qcd"] if process == "both" else [process]
     tasks: list[_Task] = []
     k = 0

@@ -22,9 +22,13 @@ def _has_hepslim_io() -> bool:
 def read(path: str | os.PathLike[str], branches: list[str] | None = None) -> Any:
     """All (or the named) branches of ``path`` as one awkward record array, one row per event/jet."""
     if _has_hepslim_io():
-        import hepslim
+        try:
+            import hepslim.io as hio
 
-        return hepslim.open(path, branches=branches)
+            opener = hio.open
+        except (ImportError, AttributeError):  # the I/O layer is not complete in this installation
+            return _read_direct(path, branches)
+        return opener(path, branches=branches)
     return _read_direct(path, branches)
 
 
@@ -52,29 +56,23 @@ def _read_direct(path: str | os.PathLike[str], branches: list[str] | None) -> An
 
 
 def declared_bounds(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Branch -> declared error bound ``{"kind", "value"}`` from the container's stored codec configs.
-
-    Empty when the file records no codec configs (a plain ROOT/Parquet file) or every branch is lossless.
-    """
+    """Branch -> declared error bound ``{"kind", "value"}`` from the container's stored codec configs
+    (through :func:`hepslim.io.inspect`). Empty for a plain ROOT/Parquet file or an all-lossless one."""
     if not _has_hepslim_io():
         return {}
-    import hepslim.io as hio
-
-    meta_fn = getattr(hio, "branch_codecs", None) or getattr(hio, "codec_configs", None)
-    if meta_fn is None:
-        return {}
     try:
-        configs = meta_fn(path)
-    except Exception:  # a plain file without hepslim metadata
-        return {}
-    from hepslim.pipeline import Pipeline
+        import hepslim.io as hio
 
+        info = hio.inspect(path)
+    except Exception:  # no hepslim metadata (plain file) or an I/O layer without inspect
+        return {}
     out: dict[str, dict[str, Any]] = {}
-    for branch, cfgs in (configs or {}).items():
-        try:
-            bound = Pipeline.from_configs(cfgs).error_bound()
-        except Exception:
+    for row in info.get("branches", []):
+        b = row.get("error_bound")
+        if b is None:
             continue
-        if bound is not None:
-            out[branch] = bound.to_json()
+        if hasattr(b, "to_json"):
+            b = b.to_json()
+        if isinstance(b, dict) and "kind" in b and "value" in b:
+            out[row["name"]] = {"kind": b["kind"], "value": float(b["value"])}
     return out
