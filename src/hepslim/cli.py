@@ -277,6 +277,146 @@ def _cmd_survey(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------- compress
+_EXT = {"root": ".root", "parquet": ".parquet", "zarr": ".zarr"}
+
+
+def _report_line(r: Any) -> str:
+    d = r.to_dict()
+    ratio = f"{d['ratio']:.2f}x" if d["ratio"] else "-"
+    return (f"{d['input'] or '-'} -> {d['output']}: {d['num_entries']} events, {d['output_bytes']} bytes "
+            f"({(d['bytes_per_event'] or 0):.0f} B/event, {ratio} smaller), {d['format']}/{d['mode']}, "
+            f"spec {d['spec']}, {d['seconds']:.1f} s")
+
+
+def _cmd_compress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="rewrite event files with a spec into ROOT, Parquet or Zarr")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="ROOT (TTree/RNTuple), Parquet or Zarr")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file; a directory when several inputs are given")
+    p.add_argument("--spec", default=None, help="shipped spec name or YAML file (default: lossless)")
+    p.add_argument("--format", choices=("root", "parquet", "zarr"), default=None,
+                   help="container (default: from OUTPUT's extension, else the input's)")
+    p.add_argument("--mode", choices=("transparent", "packed"), default=None,
+                   help="transparent: standard dtypes, readable without hepslim (ROOT's only mode); "
+                        "packed: smallest (Parquet/Zarr default)")
+    p.add_argument("--tree", default=None, help="TTree/RNTuple name (default: the spec's, Events, or the only one)")
+    p.add_argument("--step-size", type=int, default=None, help="events per chunk (default: ~100 MB)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from hepslim.io import compress, select_format
+
+        out = Path(args.output)
+        jobs: list[tuple[Path, Path]] = []
+        if len(args.inputs) > 1:
+            if out.exists() and not out.is_dir():
+                raise HepslimError(f"{out} is a file; with several inputs OUTPUT must be a directory")
+            out.mkdir(parents=True, exist_ok=True)
+            for inp in map(Path, args.inputs):
+                fmt = args.format or select_format(inp, None, "r").format_id
+                jobs.append((inp, out / (inp.name.split(".")[0] + _EXT.get(fmt, inp.suffix))))
+            names = [d.name for _, d in jobs]
+            if len(set(names)) != len(names):
+                raise HepslimError("several inputs would get the same output name; compress them separately")
+        else:
+            jobs.append((Path(args.inputs[0]), out))
+        reports = []
+        for src, dst in jobs:
+            r = compress(src, dst, spec=args.spec, format=args.format, mode=args.mode, tree=args.tree,
+                         force=args.force, step_size=args.step_size)
+            reports.append(r)
+            if not args.json:
+                print(_report_line(r))
+        if args.json:
+            _print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_decompress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("decompress", help="rewrite a hepslim file as plain ROOT or Parquet (decoded values)")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="a .root or .parquet file")
+    p.add_argument("--format", choices=("root", "parquet"), default=None, help="default: from OUT's extension")
+    p.add_argument("--tree", default=None)
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.io import decompress
+
+        r = decompress(args.input, args.output, format=args.format, force=args.force, tree=args.tree)
+        if args.json:
+            _print_json(r.to_dict())
+        else:
+            print(_report_line(r))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="bytes per branch and collection, bytes/event, codec and ratio")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--tree", default=None)
+    p.add_argument("--top", type=int, default=25, help="branches to list (largest first; 0: all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (every branch)")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.io import inspect
+
+        info = inspect(args.file, tree=args.tree)
+        if args.json:
+            _print_json(info)
+            return 0
+
+        def ratio(x: float | None) -> str:
+            return f"{x:.2f}x" if x else "-"
+
+        print(f"{info['path']}: {info['format']} ({info['mode']}), spec {info['spec'] or '-'}, "
+              f"{info['num_entries']} events, {info['file_bytes']} bytes = "
+              f"{(info['bytes_per_event'] or 0):.1f} B/event, {ratio(info['ratio'])} vs uncompressed")
+        print(f"\n{'collection':<28} {'branches':>8} {'bytes':>11} {'B/event':>9} {'ratio':>7}")
+        for c in info["collections"][: args.top or None]:
+            print(f"{c['name'][:28]:<28} {c['branches']:>8} {c['bytes']:>11} {c['bytes_per_event']:>9.1f} "
+                  f"{ratio(c['ratio']):>7}")
+        print(f"\n{'branch':<36} {'bytes':>10} {'B/event':>9} {'ratio':>7}  codec")
+        for b in info["branches"][: args.top or None]:
+            print(f"{b['name'][:36]:<36} {b['bytes']:>10} {b['bytes_per_event']:>9.2f} {ratio(b['ratio']):>7}  "
+                  f"{b['codec']}")
+        hidden = len(info["branches"]) - (args.top or len(info["branches"]))
+        if hidden > 0:
+            print(f"... {hidden} more branches (--top 0 or --json for all)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="compress a bundled NanoAOD file with `nanoaod` in every container")
+    p.add_argument("--input", default=None, help="another NanoAOD file instead of the bundled one")
+    p.add_argument("--spec", default="nanoaod", help="spec to demonstrate (default nanoaod)")
+    p.add_argument("--keep", default=None, metavar="DIR", help="keep the written files in DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.demo import format_demo, run_demo
+
+        res = run_demo(args.input, spec=args.spec, workdir=args.keep)
+        if args.json:
+            _print_json(res)
+        else:
+            print(format_demo(res))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # Commands, in the order `hepslim --help` lists them. Each feature adds its own `_cmd_*` above.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_codecs,
@@ -285,6 +425,10 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_generate,
     _cmd_validate,
     _cmd_survey,
+    _cmd_compress,
+    _cmd_decompress,
+    _cmd_inspect,
+    _cmd_demo,
 ]
 
 
