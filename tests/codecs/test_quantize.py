@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import hepslim
-from hepslim.codecs.quantize import Quantize, _parse
+from hepslim.codecs.quantize import Quantize, _dither, _parse
 from hepslim.errors import CodecInputError, CodecParameterError, CorruptDataError, OutOfRangeError
 from hepslim.testing import check_codec
 
@@ -199,6 +199,16 @@ def test_dither_seeded_and_decorrelated() -> None:
     assert not np.array_equal(y1, y2)
     err = (y1.astype(np.float64) - x)
     assert abs(err.mean()) < 5 * err.std() / np.sqrt(err.size)
+
+
+def test_dither_sequence_is_chunk_independent_and_uniform() -> None:
+    whole = _dither(0, 300_000, seed=9)
+    parts = np.concatenate([_dither(0, 1000, 9), _dither(1000, 130_000, 9), _dither(131_000, 169_000, 9)])
+    np.testing.assert_array_equal(whole, parts)
+    assert whole.min() >= -0.5 and whole.max() < 0.5
+    assert abs(whole.mean()) < 0.01 and abs(whole.var() - 1 / 12) < 0.002
+    assert not np.array_equal(whole[:65536], whole[65536:131072])  # no visible period
+    assert not np.array_equal(whole[:1000], _dither(0, 1000, 10))
 
 
 def test_pack_bytes_and_bits_decode_alike() -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from hepslim.errors import CodecInputError, CorruptDataError
 
 _CHUNK = 1024  # groups of 64 values per block (512 KiB of uint64: fits in L2)
-_ALIGNED = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<u4"), 64: np.dtype("<u8")}
+_ALIGNED: dict[int, np.dtype] = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<u4"), 64: np.dtype("<u8")}
 
 
 def bit_width(max_value: int) -> int:
