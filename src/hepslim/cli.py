@@ -235,6 +235,65 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------- resample
+def _cmd_resample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resample", help="remove negative event weights by cell resampling (Σw conserved)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".lhe, .lhe.gz, NanoAOD .root or .parquet")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (all inputs joined) or existing directory (one file per input)")
+    p.add_argument("--method", choices=("cells", "ot"), default="cells", help="distance (default cells)")
+    p.add_argument("--jet-algorithm", choices=("antikt", "kt", "cambridge"), default="antikt")
+    p.add_argument("--jet-radius", type=float, default=0.4)
+    p.add_argument("--jet-ptmin", type=float, default=20.0, help="GeV (default 20)")
+    p.add_argument("--tau", type=float, default=0.0, help="weight of pT differences in the distance")
+    p.add_argument("--dressing-radius", type=float, default=0.1, help="lepton dressing cone (0: off)")
+    p.add_argument("--photon-ptmin", type=float, default=20.0, help="isolated photons above this are objects")
+    p.add_argument("--neutrinos", action="store_true", help="neutrinos are objects too")
+    p.add_argument("--seeds", choices=("most_negative", "least_negative", "any"), default="most_negative")
+    p.add_argument("--max-cell-size", type=float, default=None, help="maximum cell radius in GeV")
+    p.add_argument("--cell-mean", choices=("mean", "abs"), default="mean",
+                   help="mean: equal share; abs: share proportional to |w|")
+    p.add_argument("--minweight", type=float, default=0.0, help="partial unweighting below this |w|")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tree and of the unweighting")
+    p.add_argument("--jobs", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--ot-radius", type=float, default=1.0, help="EMD radius R (--method ot)")
+    p.add_argument("--objects", choices=("auto", "lhe", "gen"), default="auto",
+                   help="NanoAOD: LHEPart_* or GenJet/GenDressedLepton (default: LHEPart if present)")
+    p.add_argument("--drop-zero", action="store_true", help="remove events whose weight became 0")
+    p.add_argument("--no-classifier", action="store_true", help="skip the classifier AUC")
+    p.add_argument("--report", default=None, metavar="DIR", help="write report.json and plots here")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.plugins.negweights.transform import NegWeights, resample
+
+        tr = NegWeights(
+            method=args.method, jet_algorithm=args.jet_algorithm, jet_radius=args.jet_radius,
+            jet_ptmin=args.jet_ptmin, tau=args.tau, dressing_radius=args.dressing_radius,
+            photon_ptmin=args.photon_ptmin, include_neutrinos=args.neutrinos, seeds=args.seeds,
+            max_cell_size=args.max_cell_size, cell_mean=args.cell_mean, minweight=args.minweight,
+            seed=args.seed, n_jobs=args.jobs, ot_radius=args.ot_radius,
+        )
+        rep = resample(args.inputs, args.output, transform=tr, drop_zero=args.drop_zero,
+                       objects=args.objects, report_dir=args.report, classifier=not args.no_classifier)
+        if args.json:
+            _print_json(rep.to_dict())
+            return 0
+        print(f"{rep.n_events} events, {rep.n_cells} cells ({rep.method}); "
+              f"r_neg {rep.r_neg_before:.4f} -> {rep.r_neg_after:.4f}, "
+              f"negative {rep.neg_fraction_before:.3f} -> {rep.neg_fraction_after:.3f}")
+        print(f"sum w {rep.sum_w_before:.10g} -> {rep.sum_w_after:.10g}; "
+              f"N_eff {rep.n_eff_before:.1f} -> {rep.n_eff_after:.1f} (x{rep.n_eff_gain:.2f})")
+        if rep.chi2_ndf:
+            print("chi2/ndf: " + ", ".join(f"{k} {v:.2f}" for k, v in rep.chi2_ndf.items())
+                  + (f"; classifier AUC {rep.classifier_auc:.3f}" if rep.classifier_auc is not None else ""))
+        if rep.output:
+            print(f"wrote {rep.n_written} events to {rep.output} ({rep.events_per_s:.0f} events/s)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # --------------------------------------------------------------------------------------------- survey
 def _cmd_survey(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("survey", help="per-branch sizes, entropy, constant/duplicate/derivable branches, "
@@ -417,6 +476,59 @@ def _cmd_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ----------------------------------------------------------------------------------------------- tune
+def _cmd_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="fewest mantissa bits / coarsest step per float branch that keeps the "
+                                    "sample indistinguishable; writes a tuned spec")
+    p.add_argument("file", metavar="FILE", help="ROOT (TTree or RNTuple) or Parquet file to tune on")
+    p.add_argument("--spec", default="lossless", help="base spec, name or YAML file (default lossless)")
+    p.add_argument("-o", "--output", required=True, metavar="TUNED.yaml", help="tuned spec to write")
+    p.add_argument("--target", default="indistinguishable", choices=["indistinguishable"],
+                   help="what validation must keep saying (default indistinguishable)")
+    p.add_argument("--budget", help="validation calls (200), time (90s, 5m) or both (200,5m); default unlimited")
+    p.add_argument("--resolution", action="append", default=[], metavar="GLOB=rel:X|abs:X",
+                   help="declared resolution for matching branches (repeatable); errors stay below "
+                        "--resolution-fraction of it")
+    p.add_argument("--resolution-fraction", type=float, default=0.1, help="default 0.1")
+    p.add_argument("--margin", type=float, default=0.5,
+                   help="a branch's distortion may reach this fraction of its 2-sigma fluctuation (default 0.5)")
+    p.add_argument("--branches", nargs="+", metavar="GLOB", help="tune only these branches")
+    p.add_argument("--max-events", type=int, default=0, help="events read (default 0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search / held-back split (default 0)")
+    p.add_argument("--container", default="zarr", choices=["zarr", "parquet", "root"],
+                   help="container for the bytes/event figures (default zarr)")
+    p.add_argument("--tree", help="tree / RNTuple name")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args: argparse.Namespace) -> int:
+        import os
+
+        from hepslim.tune import tune
+
+        if os.path.exists(args.output) and not args.force:
+            raise HepslimError(f"{args.output} exists; pass --force to overwrite it")
+        res_map = {}
+        for r in args.resolution:
+            glob, sep, val = r.partition("=")
+            if not sep:
+                raise HepslimError(f"--resolution expects GLOB=rel:X or GLOB=abs:X, got {r!r}")
+            res_map[glob] = val
+        res = tune(args.file, args.spec, target=args.target, budget=args.budget, resolutions=res_map,
+                   resolution_fraction=args.resolution_fraction, margin=args.margin, branches=args.branches,
+                   max_events=args.max_events or None, seed=args.seed, container=args.container,
+                   tree=args.tree, progress=not args.json and sys.stderr.isatty())
+        out = res.write_spec(args.output, force=args.force)
+        if args.json:
+            _print_json({**res.to_dict(), "spec_file": out})
+        else:
+            print(res.summary())
+            print(f"wrote tuned spec {out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # Commands, in the order `hepslim --help` lists them. Each feature adds its own `_cmd_*` above.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_codecs,
@@ -424,7 +536,9 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_specs,
     _cmd_generate,
     _cmd_validate,
+    _cmd_resample,
     _cmd_survey,
+    _cmd_tune,
     _cmd_compress,
     _cmd_decompress,
     _cmd_inspect,

@@ -118,7 +118,8 @@ def read_root(path: Path, objects: str = "auto", tree: str = "Events") -> tuple[
         if tree not in f:
             raise FormatError(f"{path}: no TTree {tree!r}")
         t = f[tree]
-        arrays = {k: t[k].array(library="ak") for k in t.keys() if not isinstance(t[k].interpretation, uproot.AsGrouped)}
+        names = [k for k in t.keys() if not isinstance(t[k].interpretation, uproot.AsGrouped)]
+        arrays = t.arrays(names, library="ak", how=dict)
     if "genWeight" not in arrays:
         raise FormatError(f"{path}: no genWeight branch (not a generator-level NanoAOD file)")
     w = np.asarray(arrays["genWeight"], dtype=np.float64)
@@ -274,6 +275,16 @@ def _fmt(x: float) -> str:
     return f"{x:.10E}"
 
 
+def _num(old: str, new: float) -> str:
+    """The new value as text, or the old text when it already reads as that value (unchanged weights)."""
+    try:
+        if float(old.replace("d", "e").replace("D", "E")) == new:
+            return old
+    except ValueError:
+        pass
+    return _fmt(new)
+
+
 def lhe_rewrite(texts: list[str], weights: np.ndarray, variations: dict[str, np.ndarray], keep: np.ndarray,
                 where: str = "LHE") -> str:
     """Join LHE texts (header of the first) with XWGTUP and ``<wgt>`` values replaced; drop ``~keep`` events."""
@@ -291,11 +302,11 @@ def lhe_rewrite(texts: list[str], weights: np.ndarray, variations: dict[str, np.
             if keep[i]:
                 block = text[a:b]
                 wi = weights[i]
-                block = _XWGT_RE.sub(lambda m: m.group(1) + _fmt(wi), block, count=1)
+                block = _XWGT_RE.sub(lambda m: m.group(1) + _num(m.group(2), wi), block, count=1)
                 if variations:
                     ii = i
                     block = _WGT_RE.sub(
-                        lambda m: m.group(1) + (_fmt(variations[m.group(2)][ii]) if m.group(2) in variations
+                        lambda m: m.group(1) + (_num(m.group(3), variations[m.group(2)][ii]) if m.group(2) in variations
                                                 else m.group(3)),
                         block)
                 out.append(block)
