@@ -198,6 +198,102 @@ def _cmd_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------- validate
+def _cmd_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate", help="compare a compressed file with its original: errors, distributions, classifiers"
+    )
+    p.add_argument("original", help="the original file")
+    p.add_argument("compressed", help="the compressed (or rewritten) file holding the same events")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--report", metavar="DIR", default=None, help="write plots and index.md/index.html here")
+    p.add_argument("--branches", nargs="+", default=None, help="only these branches")
+    p.add_argument(
+        "--tagger", choices=["full", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
+    )
+    p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and trainings (default 0)")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.validate import summary_lines, validate
+
+        rep = validate(
+            args.original,
+            args.compressed,
+            branches=args.branches,
+            report_dir=args.report,
+            classifier=not args.no_classifier,
+            tagger=args.tagger,
+            seed=args.seed,
+        )
+        if args.json:
+            _print_json(rep)
+        else:
+            print("\n".join(summary_lines(rep)))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------------------------------- resample
+def _cmd_resample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resample", help="remove negative event weights by cell resampling (Σw conserved)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".lhe, .lhe.gz, NanoAOD .root or .parquet")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (all inputs joined) or existing directory (one file per input)")
+    p.add_argument("--method", choices=("cells", "ot"), default="cells", help="distance (default cells)")
+    p.add_argument("--jet-algorithm", choices=("antikt", "kt", "cambridge"), default="antikt")
+    p.add_argument("--jet-radius", type=float, default=0.4)
+    p.add_argument("--jet-ptmin", type=float, default=20.0, help="GeV (default 20)")
+    p.add_argument("--tau", type=float, default=0.0, help="weight of pT differences in the distance")
+    p.add_argument("--dressing-radius", type=float, default=0.1, help="lepton dressing cone (0: off)")
+    p.add_argument("--photon-ptmin", type=float, default=20.0, help="isolated photons above this are objects")
+    p.add_argument("--neutrinos", action="store_true", help="neutrinos are objects too")
+    p.add_argument("--seeds", choices=("most_negative", "least_negative", "any"), default="most_negative")
+    p.add_argument("--max-cell-size", type=float, default=None, help="maximum cell radius in GeV")
+    p.add_argument("--cell-mean", choices=("mean", "abs"), default="mean",
+                   help="mean: equal share; abs: share proportional to |w|")
+    p.add_argument("--minweight", type=float, default=0.0, help="partial unweighting below this |w|")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tree and of the unweighting")
+    p.add_argument("--jobs", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--ot-radius", type=float, default=1.0, help="EMD radius R (--method ot)")
+    p.add_argument("--objects", choices=("auto", "lhe", "gen"), default="auto",
+                   help="NanoAOD: LHEPart_* or GenJet/GenDressedLepton (default: LHEPart if present)")
+    p.add_argument("--drop-zero", action="store_true", help="remove events whose weight became 0")
+    p.add_argument("--no-classifier", action="store_true", help="skip the classifier AUC")
+    p.add_argument("--report", default=None, metavar="DIR", help="write report.json and plots here")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.plugins.negweights.transform import NegWeights, resample
+
+        tr = NegWeights(
+            method=args.method, jet_algorithm=args.jet_algorithm, jet_radius=args.jet_radius,
+            jet_ptmin=args.jet_ptmin, tau=args.tau, dressing_radius=args.dressing_radius,
+            photon_ptmin=args.photon_ptmin, include_neutrinos=args.neutrinos, seeds=args.seeds,
+            max_cell_size=args.max_cell_size, cell_mean=args.cell_mean, minweight=args.minweight,
+            seed=args.seed, n_jobs=args.jobs, ot_radius=args.ot_radius,
+        )
+        rep = resample(args.inputs, args.output, transform=tr, drop_zero=args.drop_zero,
+                       objects=args.objects, report_dir=args.report, classifier=not args.no_classifier)
+        if args.json:
+            _print_json(rep.to_dict())
+            return 0
+        print(f"{rep.n_events} events, {rep.n_cells} cells ({rep.method}); "
+              f"r_neg {rep.r_neg_before:.4f} -> {rep.r_neg_after:.4f}, "
+              f"negative {rep.neg_fraction_before:.3f} -> {rep.neg_fraction_after:.3f}")
+        print(f"sum w {rep.sum_w_before:.10g} -> {rep.sum_w_after:.10g}; "
+              f"N_eff {rep.n_eff_before:.1f} -> {rep.n_eff_after:.1f} (x{rep.n_eff_gain:.2f})")
+        if rep.chi2_ndf:
+            print("chi2/ndf: " + ", ".join(f"{k} {v:.2f}" for k, v in rep.chi2_ndf.items())
+                  + (f"; classifier AUC {rep.classifier_auc:.3f}" if rep.classifier_auc is not None else ""))
+        if rep.output:
+            print(f"wrote {rep.n_written} events to {rep.output} ({rep.events_per_s:.0f} events/s)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # --------------------------------------------------------------------------------------------- survey
 def _cmd_survey(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("survey", help="per-branch sizes, entropy, constant/duplicate/derivable branches, "
@@ -240,13 +336,213 @@ def _cmd_survey(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------- compress
+_EXT = {"root": ".root", "parquet": ".parquet", "zarr": ".zarr"}
+
+
+def _report_line(r: Any) -> str:
+    d = r.to_dict()
+    ratio = f"{d['ratio']:.2f}x" if d["ratio"] else "-"
+    return (f"{d['input'] or '-'} -> {d['output']}: {d['num_entries']} events, {d['output_bytes']} bytes "
+            f"({(d['bytes_per_event'] or 0):.0f} B/event, {ratio} smaller), {d['format']}/{d['mode']}, "
+            f"spec {d['spec']}, {d['seconds']:.1f} s")
+
+
+def _cmd_compress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="rewrite event files with a spec into ROOT, Parquet or Zarr")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="ROOT (TTree/RNTuple), Parquet or Zarr")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file; a directory when several inputs are given")
+    p.add_argument("--spec", default=None, help="shipped spec name or YAML file (default: lossless)")
+    p.add_argument("--format", choices=("root", "parquet", "zarr"), default=None,
+                   help="container (default: from OUTPUT's extension, else the input's)")
+    p.add_argument("--mode", choices=("transparent", "packed"), default=None,
+                   help="transparent: standard dtypes, readable without hepslim (ROOT's only mode); "
+                        "packed: smallest (Parquet/Zarr default)")
+    p.add_argument("--tree", default=None, help="TTree/RNTuple name (default: the spec's, Events, or the only one)")
+    p.add_argument("--step-size", type=int, default=None, help="events per chunk (default: ~100 MB)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from hepslim.io import compress, select_format
+
+        out = Path(args.output)
+        jobs: list[tuple[Path, Path]] = []
+        if len(args.inputs) > 1:
+            if out.exists() and not out.is_dir():
+                raise HepslimError(f"{out} is a file; with several inputs OUTPUT must be a directory")
+            out.mkdir(parents=True, exist_ok=True)
+            for inp in map(Path, args.inputs):
+                fmt = args.format or select_format(inp, None, "r").format_id
+                jobs.append((inp, out / (inp.name.split(".")[0] + _EXT.get(fmt, inp.suffix))))
+            names = [d.name for _, d in jobs]
+            if len(set(names)) != len(names):
+                raise HepslimError("several inputs would get the same output name; compress them separately")
+        else:
+            jobs.append((Path(args.inputs[0]), out))
+        reports = []
+        for src, dst in jobs:
+            r = compress(src, dst, spec=args.spec, format=args.format, mode=args.mode, tree=args.tree,
+                         force=args.force, step_size=args.step_size)
+            reports.append(r)
+            if not args.json:
+                print(_report_line(r))
+        if args.json:
+            _print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_decompress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("decompress", help="rewrite a hepslim file as plain ROOT or Parquet (decoded values)")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="a .root or .parquet file")
+    p.add_argument("--format", choices=("root", "parquet"), default=None, help="default: from OUT's extension")
+    p.add_argument("--tree", default=None)
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.io import decompress
+
+        r = decompress(args.input, args.output, format=args.format, force=args.force, tree=args.tree)
+        if args.json:
+            _print_json(r.to_dict())
+        else:
+            print(_report_line(r))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="bytes per branch and collection, bytes/event, codec and ratio")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--tree", default=None)
+    p.add_argument("--top", type=int, default=25, help="branches to list (largest first; 0: all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (every branch)")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.io import inspect
+
+        info = inspect(args.file, tree=args.tree)
+        if args.json:
+            _print_json(info)
+            return 0
+
+        def ratio(x: float | None) -> str:
+            return f"{x:.2f}x" if x else "-"
+
+        print(f"{info['path']}: {info['format']} ({info['mode']}), spec {info['spec'] or '-'}, "
+              f"{info['num_entries']} events, {info['file_bytes']} bytes = "
+              f"{(info['bytes_per_event'] or 0):.1f} B/event, {ratio(info['ratio'])} vs uncompressed")
+        print(f"\n{'collection':<28} {'branches':>8} {'bytes':>11} {'B/event':>9} {'ratio':>7}")
+        for c in info["collections"][: args.top or None]:
+            print(f"{c['name'][:28]:<28} {c['branches']:>8} {c['bytes']:>11} {c['bytes_per_event']:>9.1f} "
+                  f"{ratio(c['ratio']):>7}")
+        print(f"\n{'branch':<36} {'bytes':>10} {'B/event':>9} {'ratio':>7}  codec")
+        for b in info["branches"][: args.top or None]:
+            print(f"{b['name'][:36]:<36} {b['bytes']:>10} {b['bytes_per_event']:>9.2f} {ratio(b['ratio']):>7}  "
+                  f"{b['codec']}")
+        hidden = len(info["branches"]) - (args.top or len(info["branches"]))
+        if hidden > 0:
+            print(f"... {hidden} more branches (--top 0 or --json for all)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="compress a bundled NanoAOD file with `nanoaod` in every container")
+    p.add_argument("--input", default=None, help="another NanoAOD file instead of the bundled one")
+    p.add_argument("--spec", default="nanoaod", help="spec to demonstrate (default nanoaod)")
+    p.add_argument("--keep", default=None, metavar="DIR", help="keep the written files in DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args: argparse.Namespace) -> int:
+        from hepslim.demo import format_demo, run_demo
+
+        res = run_demo(args.input, spec=args.spec, workdir=args.keep)
+        if args.json:
+            _print_json(res)
+        else:
+            print(format_demo(res))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+# ----------------------------------------------------------------------------------------------- tune
+def _cmd_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="fewest mantissa bits / coarsest step per float branch that keeps the "
+                                    "sample indistinguishable; writes a tuned spec")
+    p.add_argument("file", metavar="FILE", help="ROOT (TTree or RNTuple) or Parquet file to tune on")
+    p.add_argument("--spec", default="lossless", help="base spec, name or YAML file (default lossless)")
+    p.add_argument("-o", "--output", required=True, metavar="TUNED.yaml", help="tuned spec to write")
+    p.add_argument("--target", default="indistinguishable", choices=["indistinguishable"],
+                   help="what validation must keep saying (default indistinguishable)")
+    p.add_argument("--budget", help="validation calls (200), time (90s, 5m) or both (200,5m); default unlimited")
+    p.add_argument("--resolution", action="append", default=[], metavar="GLOB=rel:X|abs:X",
+                   help="declared resolution for matching branches (repeatable); errors stay below "
+                        "--resolution-fraction of it")
+    p.add_argument("--resolution-fraction", type=float, default=0.1, help="default 0.1")
+    p.add_argument("--margin", type=float, default=0.5,
+                   help="a branch's distortion may reach this fraction of its 2-sigma fluctuation (default 0.5)")
+    p.add_argument("--branches", nargs="+", metavar="GLOB", help="tune only these branches")
+    p.add_argument("--max-events", type=int, default=0, help="events read (default 0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search / held-back split (default 0)")
+    p.add_argument("--container", default="zarr", choices=["zarr", "parquet", "root"],
+                   help="container for the bytes/event figures (default zarr)")
+    p.add_argument("--tree", help="tree / RNTuple name")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args: argparse.Namespace) -> int:
+        import os
+
+        from hepslim.tune import tune
+
+        if os.path.exists(args.output) and not args.force:
+            raise HepslimError(f"{args.output} exists; pass --force to overwrite it")
+        res_map = {}
+        for r in args.resolution:
+            glob, sep, val = r.partition("=")
+            if not sep:
+                raise HepslimError(f"--resolution expects GLOB=rel:X or GLOB=abs:X, got {r!r}")
+            res_map[glob] = val
+        res = tune(args.file, args.spec, target=args.target, budget=args.budget, resolutions=res_map,
+                   resolution_fraction=args.resolution_fraction, margin=args.margin, branches=args.branches,
+                   max_events=args.max_events or None, seed=args.seed, container=args.container,
+                   tree=args.tree, progress=not args.json and sys.stderr.isatty())
+        out = res.write_spec(args.output, force=args.force)
+        if args.json:
+            _print_json({**res.to_dict(), "spec_file": out})
+        else:
+            print(res.summary())
+            print(f"wrote tuned spec {out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # Commands, in the order `hepslim --help` lists them. Each feature adds its own `_cmd_*` above.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_codecs,
     _cmd_spec,
     _cmd_specs,
     _cmd_generate,
+    _cmd_validate,
+    _cmd_resample,
     _cmd_survey,
+    _cmd_tune,
+    _cmd_compress,
+    _cmd_decompress,
+    _cmd_inspect,
+    _cmd_demo,
 ]
 
 
