@@ -30,8 +30,11 @@ _PDG_MASS_GEV: dict[int, float] = {
     1: 0.0,  # h_HF (hadronic HF deposit in CMS PF): massless
     2: 0.0,  # egamma_HF: massless
     11: 0.51099895e-3,
+    12: 0.0,  # neutrinos: massless at collider precision
     13: 0.1056583755,
+    14: 0.0,
     15: 1.77686,
+    16: 0.0,
     22: 0.0,
     111: 0.1349768,
     130: 0.497611,
@@ -88,6 +91,11 @@ def _mass_from_particle_package(pid: int) -> float:
 def _float_dtype(*xs: np.ndarray) -> np.dtype:
     dt = np.result_type(*[x.dtype if x.dtype.kind == "f" else np.float32 for x in xs])
     return np.dtype(dt)
+
+
+def mass_from_pid(pid: np.ndarray) -> np.ndarray:
+    """The PDG mass of each particle id, as float32 (generator candidates store exactly this)."""
+    return pdg_mass(pid).astype(np.float32)
 
 
 def energy_from_pxpypz_pid(px: np.ndarray, py: np.ndarray, pz: np.ndarray, pid: np.ndarray) -> np.ndarray:
@@ -153,6 +161,7 @@ FUNCTIONS: dict[str, DerivedFunction] = {
         DerivedFunction("energy_from_ptetaphimass", energy_from_ptetaphimass, ("pt", "eta", "phi", "mass"),
                         "energy from (pt, eta, phi, mass)"),
         DerivedFunction("pt_from_pxpy", pt_from_pxpy, ("px", "py"), "transverse momentum from px, py"),
+        DerivedFunction("mass_from_pid", mass_from_pid, ("pid",), "the PDG mass of the particle id"),
         DerivedFunction("mass_from_pxpypze", mass_from_pxpypze, ("px", "py", "pz", "energy"),
                         "invariant mass from the four-momentum"),
     )

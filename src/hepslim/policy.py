@@ -61,22 +61,26 @@ if TYPE_CHECKING:
 ROLES = ("values", "offsets", "counter", "index")
 
 #: Per-container completion of codec lists. ``serializer``/``compressor`` complete a float branch's list
-#: (the contract's two keys); ``integer`` is the whole lossless pipeline for integer/boolean leaves without
-#: an explicit rule, ``offsets`` the one for awkward offsets. ROOT is written "transparent" only: values
+#: (the contract's two keys); ``integer`` / ``boolean`` are the whole lossless pipelines for integer and
+#: boolean leaves without an explicit rule, ``offsets`` the one for awkward offsets. Integers keep their
+#: bytes (raw) so zstd's match finder sees repeated values (PDG ids, status flags, bitmaps compress ~30%
+#: better than bit-packed ones, on par with LZMA-9); flags are bit-packed (1 bit each). ROOT is written "transparent" only: values
 #: are changed in place and ROOT's own per-branch compressor (see :func:`container_compression`) does the
 #: byte-level work, so its pipelines carry no bytes->bytes stage.
 CONTAINER_DEFAULTS: dict[str, dict[str, Any]] = {
     "zarr": {
         "serializer": {"id": "bytestreamsplit"},
         "compressor": {"id": "zstd", "level": 9},
-        "integer": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
+        "integer": [{"id": "raw"}, {"id": "zstd", "level": 19}],
+        "boolean": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
         "offsets": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
         "compression": {"algorithm": "ZSTD", "level": 9},
     },
     "parquet": {
         "serializer": {"id": "bytestreamsplit"},
         "compressor": {"id": "zstd", "level": 9},
-        "integer": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
+        "integer": [{"id": "raw"}, {"id": "zstd", "level": 19}],
+        "boolean": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
         "offsets": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
         "compression": {"algorithm": "ZSTD", "level": 9},
     },
@@ -84,15 +88,16 @@ CONTAINER_DEFAULTS: dict[str, dict[str, Any]] = {
         "serializer": {"id": "raw"},
         "compressor": None,
         "integer": [{"id": "raw"}],
+        "boolean": [{"id": "raw"}],
         "offsets": [{"id": "raw"}],
         "compression": {"algorithm": "ZSTD", "level": 9},
     },
 }
 
 _TOP_KEYS = ("name", "description", "extends", "tree", "drop", "rules", "default", "derived", "compression")
-_RULE_KEYS = ("match", "codecs", "note")
+_RULE_KEYS = ("match", "codecs", "floats_only", "note")
 _DEFAULT_KEYS = ("codecs", "note")
-_DERIVED_KEYS = ("name", "function", "inputs", "tolerance", "note")
+_DERIVED_KEYS = ("name", "function", "inputs", "tolerance", "abs_tolerance", "note")
 _ROOT_ALGORITHMS = {"zstd": "ZSTD", "lzma": "LZMA", "lz4": "LZ4", "zlib": "ZLIB"}
 _COMPRESSION_KEYS = ("algorithm", "level")
 
@@ -145,9 +150,16 @@ class Rule:
     source: str | None = None
     spec_name: str | None = None
     note: str | None = None
+    floats_only: bool = False
 
-    def matches(self, branch: str) -> bool:
-        return any(fnmatch.fnmatchcase(branch, p) for p in self.match)
+    def matches(self, branch: str, dtype: np.dtype | str | None = None) -> bool:
+        """Whether a pattern matches ``branch``; a ``floats_only`` rule also needs a float ``dtype`` (when
+        given) and a name that is not a counter, index or event id."""
+        if not any(fnmatch.fnmatchcase(branch, p) for p in self.match):
+            return False
+        if self.floats_only and dtype is not None:
+            return np.dtype(dtype).kind == "f" and not is_protected_name(branch)
+        return True
 
     @property
     def lossless(self) -> bool:
@@ -168,6 +180,8 @@ class Rule:
         d: dict[str, Any] = {"codecs": [dict(c) for c in self.codecs]}
         if self.index is not None:
             d = {"match": list(self.match), **d}
+            if self.floats_only:
+                d["floats_only"] = True
         return d
 
     def __hash__(self) -> int:
@@ -185,6 +199,7 @@ class Derived:
     function: str
     inputs: tuple[str, ...]
     tolerance: float
+    abs_tolerance: float = 0.0
 
     def compute(self, arrays: Mapping[str, Any]) -> Any:
         """Recompute from ``arrays`` (name -> awkward or numpy array); same jagged structure as the inputs."""
@@ -196,23 +211,29 @@ class Derived:
         return compute(self.function, [arrays[n] for n in self.inputs])
 
     def matches(self, original: Any, recomputed: Any) -> bool:
-        """Whether ``recomputed`` equals ``original`` within ``tolerance`` (relative; NaN equals NaN)."""
+        """Whether ``|recomputed - original| <= tolerance * |original| + abs_tolerance`` everywhere (NaN
+        equals NaN). ``abs_tolerance`` covers quantities that are zero up to packing noise (massless
+        particles stored with masses of +-1e-5)."""
         a = _flat_values(original).astype(np.float64)
         b = _flat_values(recomputed).astype(np.float64)
         if a.shape != b.shape:
             return False
         with np.errstate(invalid="ignore", over="ignore"):
-            ok = np.abs(a - b) <= self.tolerance * np.abs(a)
+            ok = np.abs(a - b) <= self.tolerance * np.abs(a) + self.abs_tolerance
         ok |= (a == b) | (np.isnan(a) & np.isnan(b))
         return bool(np.all(ok))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "function": self.function, "inputs": list(self.inputs),
-                "tolerance": self.tolerance}
+        d = {"name": self.name, "function": self.function, "inputs": list(self.inputs),
+             "tolerance": self.tolerance}
+        if self.abs_tolerance:
+            d["abs_tolerance"] = self.abs_tolerance
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Derived:
-        return cls(str(d["name"]), str(d["function"]), tuple(d["inputs"]), float(d["tolerance"]))
+        return cls(str(d["name"]), str(d["function"]), tuple(d["inputs"]), float(d["tolerance"]),
+                   float(d.get("abs_tolerance", 0.0)))
 
 
 def _flat_values(x: Any) -> np.ndarray:
@@ -284,10 +305,13 @@ class Spec:
         """Whether a ``drop`` glob of this spec or an ancestor matches ``branch``."""
         return any(fnmatch.fnmatchcase(branch, p) for p in self.all_drop)
 
-    def rule_for(self, branch: str) -> Rule | None:
-        """The first matching rule (own rules before the parent's), else the nearest ``default``, else None."""
+    def rule_for(self, branch: str, dtype: np.dtype | str | None = None) -> Rule | None:
+        """The first matching rule (own rules before the parent's), else the nearest ``default``, else None.
+
+        With ``dtype``, ``floats_only`` rules are skipped for integer/boolean branches, counters and indices.
+        """
         for r in self.all_rules:
-            if r.matches(branch):
+            if r.matches(branch, dtype):
                 return r
         return self.effective_default
 
@@ -499,7 +523,11 @@ def _build(raw: Mapping[str, Any], *, source: str | None, parent: Spec | None) -
                 raise SpecError(f"a rule needs '{req}'", file=source, rule=label)
         match = _globs(r["match"], "'match'", source, label)
         codecs = _check_codecs(r["codecs"], source, label)
-        rule = Rule(match, codecs, index=i, source=source, spec_name=name, note=r.get("note"))
+        floats_only = r.get("floats_only", False)
+        if not isinstance(floats_only, bool):
+            raise SpecError(f"'floats_only' must be true or false, got {floats_only!r}", file=source, rule=label)
+        rule = Rule(match, codecs, index=i, source=source, spec_name=name, note=r.get("note"),
+                    floats_only=floats_only)
         if not rule.lossless:
             only = [p for p in match if _pattern_only_protected(p)]
             if only:
@@ -582,9 +610,12 @@ def _build_derived(value: Any, source: str | None) -> tuple[Derived, ...]:
         tol = d["tolerance"]
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 <= tol < 1):
             raise SpecError(f"'tolerance' is a relative tolerance in [0, 1), got {tol!r}", file=source, rule=label)
+        atol = d.get("abs_tolerance", 0.0)
+        if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
+            raise SpecError(f"'abs_tolerance' must be a number >= 0, got {atol!r}", file=source, rule=label)
         if any(x.name == d["name"] for x in out):
             raise SpecError(f"derived branch {d['name']!r} is declared twice", file=source, rule=label)
-        out.append(Derived(d["name"], fn.name, tuple(inputs), float(tol)))
+        out.append(Derived(d["name"], fn.name, tuple(inputs), float(tol), float(atol)))
     return tuple(out)
 
 
@@ -632,15 +663,21 @@ def _complete(codecs: Sequence[Mapping[str, Any]], dtype: np.dtype, container: s
     ab = [c.get_config() for c in built if c.kind == "array->bytes"]
     bb = [c.get_config() for c in built if c.kind == "bytes->bytes"]
     if not ab:
-        ser = dict(cont["serializer"])
-        if not _codec(ser).accepts(dtype):
-            ser = {"id": "bitpack"} if np.dtype(dtype).kind in "biu" and container != "root" else {"id": "raw"}
-        ab = [ser]
+        if np.dtype(dtype).kind in "biu":  # integers: the container's integer serializer (bitpack / raw)
+            ser = next(dict(c) for c in _int_defaults(cont, dtype) if _codec(c).kind == "array->bytes")
+        else:
+            ser = dict(cont["serializer"])
+        ab = [ser if _codec(ser).accepts(dtype) else {"id": "raw"}]
     if container == "root":
         bb = []
     elif not bb and cont["compressor"] is not None:
         bb = [dict(cont["compressor"])]
     return [*aa, *ab, *bb]
+
+
+def _int_defaults(cont: Mapping[str, Any], dtype: np.dtype) -> list[dict[str, Any]]:
+    """The container's lossless pipeline for an integer (``integer``) or boolean (``boolean``) leaf."""
+    return [dict(c) for c in cont["boolean" if np.dtype(dtype).kind == "b" else "integer"]]
 
 
 def _pipeline(configs: Sequence[Mapping[str, Any]]) -> Pipeline:
@@ -670,13 +707,13 @@ def resolve(spec: Spec | str | None, branch: str, dtype: np.dtype | str, *, role
     protected = role in ("counter", "index") or _is_protected_dtype(dt) or is_protected_name(branch)
     if dt.kind not in "biuf":
         raise SpecError(f"branch {branch!r} has dtype {dt}, which no hepslim pipeline stores")
-    rule = spec.rule_for(branch)
+    rule = effective_rule(spec, branch, dt, role=role)
     if rule is None:
-        return _pipeline(cont["integer"] if dt.kind in "biu" else _complete([], dt, container))
+        return _pipeline(_int_defaults(cont, dt) if dt.kind in "biu" else _complete([], dt, container))
     what = _protected_reason(branch, dt, role)
     if protected and not rule.lossless:
         if rule.index is None:  # the catch-all default: lossy stages are for floats only
-            return _pipeline(cont["integer"] if dt.kind in "biu" else _lossless_part(rule, dt, container))
+            return _pipeline(_int_defaults(cont, dt) if dt.kind in "biu" else _lossless_part(rule, dt, container))
         lossy = ", ".join(c["id"] for c in rule.codecs if not _codec(c).lossless)
         raise SpecError(
             f"lossy codec ({lossy}) matches {branch!r}, {what}; integers, booleans, counters and indices are "
@@ -684,7 +721,7 @@ def resolve(spec: Spec | str | None, branch: str, dtype: np.dtype | str, *, role
             file=rule.source, rule=rule.label,
         )
     if protected and rule.index is None and dt.kind in "biu" and not _explicit_integer_codecs(rule):
-        return _pipeline(cont["integer"])
+        return _pipeline(_int_defaults(cont, dt))
     configs = _complete(rule.codecs, dt, container)
     try:
         pipe = _pipeline(configs)
@@ -693,13 +730,21 @@ def resolve(spec: Spec | str | None, branch: str, dtype: np.dtype | str, *, role
     for stage in (*pipe.array_array, pipe.serializer):
         if not stage.accepts(dt):
             if rule.index is None:
-                return _pipeline(cont["integer"] if dt.kind in "biu" else _lossless_part(rule, dt, container))
+                return _pipeline(_int_defaults(cont, dt) if dt.kind in "biu" else _lossless_part(rule, dt, container))
             raise SpecError(
                 f"codec {stage.codec_id!r} cannot encode branch {branch!r} of dtype {dt}"
                 + (" (lossy codecs take floats only)" if not stage.lossless else ""),
                 file=rule.source, rule=rule.label,
             )
     return pipe
+
+
+def effective_rule(spec: Spec, branch: str, dtype: np.dtype | str, *, role: str = "values") -> Rule | None:
+    """The rule :func:`resolve` uses for ``branch``: like :meth:`Spec.rule_for`, but ``floats_only`` rules
+    are skipped for integers, booleans, counters, indices and event ids (whatever their dtype)."""
+    dt = np.dtype(dtype)
+    protected = role in ("counter", "index", "offsets") or _is_protected_dtype(dt) or is_protected_name(branch)
+    return spec.rule_for(branch, np.dtype("int64") if protected else dt)
 
 
 def _explicit_integer_codecs(rule: Rule) -> bool:
@@ -797,7 +842,7 @@ def plan(spec: Spec | str | None, branches: Mapping[str, tuple[np.dtype | str, b
             continue
         role = "counter" if is_counter_name(name) else "index" if is_index_name(name) else "values"
         pipe = resolve(spec, name, dt, role=role, container=container)
-        rule = spec.rule_for(name)
+        rule = effective_rule(spec, name, dt, role=role)
         bound = pipe.error_bound()
         out.append(BranchPlan(name, str(dt), jagged, "store", rule.label if rule else None,
                               tuple(pipe.get_config()), pipe.lossless,
@@ -854,12 +899,25 @@ def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dic
         return out
     arr = obj.arrays(entry_stop=1)
     for fld in arr.fields:
-        form = arr[fld].layout.form
-        jag = False
-        while hasattr(form, "content"):
-            form, jag = form.content, True
-        out[fld] = (np.dtype(form.primitive), jag)
+        _walk_form(arr.layout.form.content(fld), fld, False, out)
     return out
+
+
+def _walk_form(form: Any, name: str, jagged: bool, out: dict[str, tuple[np.dtype, bool]]) -> None:
+    """Leaf dtypes of an awkward form; records of a collection (RNTuple ``_collectionN``) give their fields'
+    flat NanoAOD names."""
+    kind = type(form).__name__
+    if kind == "NumpyForm":
+        out[name] = (np.dtype(form.primitive), jagged)
+    elif kind == "RecordForm":
+        for f in form.fields:
+            _walk_form(form.content(f), f, jagged, out)
+    elif kind in ("ListOffsetForm", "ListForm", "RegularForm"):
+        _walk_form(form.content, name, True, out)
+    elif kind in ("IndexedOptionForm", "UnmaskedForm", "ByteMaskedForm", "BitMaskedForm", "IndexedForm"):
+        _walk_form(form.content, name, jagged, out)
+    else:
+        raise CodecInputError(f"branch {name!r} has an awkward type ({kind}) hepslim cannot store")
 
 
 def specs_table() -> list[dict[str, Any]]:
