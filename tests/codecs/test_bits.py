@@ -28,7 +28,7 @@ def _values_and_width(draw: st.DrawFn) -> tuple[np.ndarray, int]:
 
 
 @given(_values_and_width())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_pack_matches_reference_and_round_trips(vw: tuple[np.ndarray, int]) -> None:
     values, width = vw
     buf = pack_bits(values, width)

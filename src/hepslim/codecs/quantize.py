@@ -385,8 +385,9 @@ class Quantize(ArrayBytesCodec):
             if scan["hi"] < scan["lo"]:  # no finite non-zero values
                 qmin = qmax = 0
             else:
-                qmin = int(np.rint(np.log2(scan["lo"]) / h))
-                qmax = int(np.rint(np.log2(scan["hi"]) / h))
+                # one spare code each side: the block loop's vectorised log2 may round differently
+                qmin = int(np.rint(np.log2(scan["lo"]) / h)) - 1
+                qmax = int(np.rint(np.log2(scan["hi"]) / h)) + 1
             kmax = qmax - qmin + 1
             maxcode = 2 * kmax + 1 if scan["signed"] else kmax
             lay = _Layout(_MODES.index("log"), dt, x.shape, bit_width(maxcode), flags, h, 0.0, 0.0, 0.0, qmin - 1, self.seed)
