@@ -205,7 +205,8 @@ def _read_root(path: str, tree: str | None, want: set[str] | None, max_events: i
             cols[nm] = col
         kind = "root-ttree"
     else:  # RNTuple: read fields; per-field sizes are not exposed, estimate them
-        arr = obj.arrays(entry_stop=stop)
+        fields = [x for x in obj.keys() if want is None or x in want] if want is not None else None
+        arr = obj.arrays(fields, entry_stop=stop) if fields else obj.arrays(entry_stop=stop)
         for fld in arr.fields:
             if want is not None and fld not in want:
                 continue
@@ -543,16 +544,18 @@ def _kinematic_relations(cols: Mapping[str, Column], candidates: Iterable[str],
             by_prefix.setdefault(pre, {})[rest.lower()] = n
     cand = set(candidates)
     out: dict[str, Relation] = {}
+    used: set[str] = set()
     for fields in by_prefix.values():
         def look(key: str) -> str | None:
             return next((fields[a] for a in _ALIASES[key] if a in fields), None)
 
         for target, inputs, fname, registered, fn in _KINEMATICS:
             t = look(target)
-            if t is None or t not in cand or t in out:
+            if t is None or t not in cand or t in out or t in used:
                 continue
             ins = [look(k) for k in inputs]
-            if any(i is None or i == t for i in ins):
+            # no cycles: an accepted target is never an input, an input is never a target
+            if any(i is None or i == t or i in out for i in ins):
                 continue
             ct = cols[t]
             if ct.values.dtype.kind != "f" or any(
@@ -573,6 +576,7 @@ def _kinematic_relations(cols: Mapping[str, Column], candidates: Iterable[str],
             tol = _tolerance(ct.values.dtype, [eff.get(t), *[eff.get(i) for i in ins]])  # type: ignore[arg-type]
             if err <= tol:
                 out[t] = Relation(fname, tuple(ins), err, registered)  # type: ignore[arg-type]
+                used.update(ins)  # type: ignore[arg-type]
     return out
 
 
@@ -793,7 +797,7 @@ class SurveyReport:
                 tol = min(0.5, max(2.0 * rel.max_rel_error, 1e-6))
                 out.append(f"  # reproduced within {rel.max_rel_error:.2g} (relative) on the values examined")
                 out.append(f"  - {{name: {json.dumps(n)}, function: {rel.function}, "
-                           f"inputs: {json.dumps(list(rel.inputs))}, tolerance: {tol:.3g}}}")
+                           f"inputs: {json.dumps(list(rel.inputs))}, tolerance: {tol:.3e}}}")  # PyYAML: floats need a dot
         return "\n".join(out) + "\n"
 
     def write_spec(self, path: str | os.PathLike[str], *, name: str | None = None, extends: str | None = None,

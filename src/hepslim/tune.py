@@ -407,6 +407,12 @@ def _collection_check(orig: Any, comp: Any, seed: int, *, max_rows: int = 50_000
 
 
 # ============================================================================================== tune
+def split_events(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The (search, held-back) event indices :func:`tune` uses: a seeded random half each, sorted."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
 def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target: str = "indistinguishable",
          budget: str | int | Budget | None = None, resolutions: Mapping[str, Any] | None = None,
          resolution_fraction: float = 0.1, margin: float = 0.5, max_events: int | None = None,
@@ -439,10 +445,7 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
     n = inp.n_read
     if n < 4:
         raise HepslimError(f"{inp.path}: {n} events is too few to split into search and held-back halves")
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    search = np.sort(perm[: n // 2])
-    held = np.sort(perm[n // 2:])
+    search, held = split_events(n, seed)
     owner_s: dict[str, np.ndarray] = {}
     owner_h: dict[str, np.ndarray] = {}
     for nm, c in cols.items():
