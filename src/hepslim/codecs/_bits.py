@@ -20,7 +20,7 @@ import numpy as np
 from hepslim.errors import CodecInputError, CorruptDataError
 
 _CHUNK = 1024  # groups of 64 values per block (512 KiB of uint64: fits in L2)
-_ALIGNED: dict[int, np.dtype] = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<u4"), 64: np.dtype("<u8")}
+_ALIGNED: dict[int, np.dtype] = {w: np.dtype(f"<u{w // 8}") for w in (8, 16, 32, 64)}
 
 
 def bit_width(max_value: int) -> int:
@@ -110,7 +110,10 @@ def unpack_bits(buf: bytes | bytearray | memoryview | np.ndarray, width: int, co
         raise CodecInputError(f"count must be >= 0, got {count}")
     if width == 0 or count == 0:
         return np.zeros(count, dtype=np.uint64)
-    raw = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.reshape(-1).view(np.uint8)
+    if isinstance(buf, np.ndarray):
+        raw = np.ascontiguousarray(buf).reshape(-1).view(np.uint8)
+    else:
+        raw = np.frombuffer(buf, dtype=np.uint8)
     need = packed_nbytes(count, width)
     if raw.size < need:
         raise CorruptDataError(f"bit-packed payload truncated: {raw.size} bytes, need {need}")

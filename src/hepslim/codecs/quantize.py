@@ -3,15 +3,18 @@
 Modes (all guarantees are checked value by value at encode time, see below):
 
 * ``linear`` (``abs_error``): ``x' = offset + q * step``, ``|x' - x| <= abs_error``. The range is
-  ``[min, max]`` when given (values outside it follow ``out_of_range``), else the data's own range.
+  ``[min, max]`` when given (values outside it follow ``out_of_range``; with ``clip`` the bound holds
+  against the clipped value), else the data's own range. Decoded values never leave the range.
 * ``log`` (``rel_error``, for pT / energy / mass): ``|x'| = 2**(q * h)``, ``|x' - x| <= rel_error * |x|``.
   Zero is a reserved code (0), the sign is one extra bit (only when the block has negatives or -0),
-  so zeros, negative values and -0 come back exactly.
+  so zeros, negative values and -0 come back exactly (never a negative pT from a positive one).
 * ``angle`` (``abs_error``): ``N`` equal bins on the circle, codes ``q mod N``; the periodic distance
   ``|x' - x| mod 2pi <= abs_error``, decoded values lie in ``(-pi, pi]``. Inputs must satisfy
   ``|x| <= pi`` (within float rounding); ``out_of_range="clip"`` instead wraps them onto the circle.
-  Optional subtractive ``dither`` (seeded by ``seed``, regenerated at decode from the element index)
-  removes the binning pattern from histograms; the error stays within ``step/2`` so the bound holds.
+* ``dither`` (linear and angle): subtractive dither ``u`` in [-0.5, 0.5), seeded by ``seed`` and
+  regenerated at decode from the element index: ``q = rint(x/step + u)``, ``x' = (q - u) step``. It
+  removes the binning pattern from histograms; the error is still at most ``step/2``, so the same step
+  keeps the declared bound.
 
 **The bound is a guarantee, not an approximation**: after choosing the codes the encoder reconstructs each
 value exactly as :meth:`Quantize.decode` will (same function, in the final dtype) and stores every value
@@ -24,8 +27,10 @@ The bytes are self-describing (little-endian)::
     step f64 | offset f64 | lo f64 | hi f64 | iaux i64 | seed u64 | n_escapes u64
     codes (bit-packed at `width` bits, or uint8/16/32/64) | escape indices u64* | escape values (dtype)*
 
-Speed: the work runs in cache-sized blocks of 64 Ki values; float64 arithmetic per value, bit packing
-(~0.15 s per 25 M values) and, in log mode, ``log2``/``exp2`` dominate.
+Steps are chosen with a margin for the final dtype's rounding (e.g. ``step = 2 (abs_error - ulp/2)``),
+so escapes stay rare (none in typical data). Speed (~200 MB/s encode for float32 on one core): the work
+runs in cache-sized blocks of 64 Ki values; float64 arithmetic, the verification pass, bit packing and, in
+log mode, ``log2``/``exp2`` dominate.
 
 >>> import numpy as np
 >>> q = Quantize(mode="angle", abs_error=1e-3)
@@ -212,12 +217,15 @@ class Quantize(ArrayBytesCodec):
     codec_id: ClassVar[str] = "quantize"
     family: ClassVar[str] = "lossy"
 
-    mode: str = param("linear", doc="linear (abs_error), log (rel_error; pT/E/mass), angle (abs_error, periodic)",
-                      allowed="linear | log | angle")
-    abs_error: float | None = param(None, doc="max |x'-x| (linear) or periodic distance (angle)", allowed="> 0")
+    mode: str = param("linear", allowed="linear | log | angle",
+                      doc="linear (abs_error), log (rel_error; pT/E/mass), angle (abs_error, periodic)")
+    abs_error: float | None = param(None, allowed="> 0",
+                                    doc="max |x'-x| (linear) or periodic distance (angle)")
     rel_error: float | None = param(None, doc="max |x'-x|/|x| (log mode)", allowed="0 < rel_error < 1")
-    min: float | None = param(None, doc="linear mode: lower end of the value range (with max)", allowed="finite")
-    max: float | None = param(None, doc="linear mode: upper end of the value range (with min)", allowed="> min")
+    min: float | None = param(None, allowed="finite",
+                              doc="linear mode: lower end of the value range (with max)")
+    max: float | None = param(None, allowed="> min",
+                              doc="linear mode: upper end of the value range (with min)")
     out_of_range: str = param("error", doc="values outside [min,max] (angle: |x|>pi): raise, clip (angle: "
                               "wrap) or store losslessly", allowed="error | clip | escape")
     dither: bool = param(False, doc="subtractive dither (linear/angle), regenerated at decode from seed",
@@ -238,7 +246,8 @@ class Quantize(ArrayBytesCodec):
             raise bad(f"pack must be one of {', '.join(_PACKS)}, got {self.pack!r}")
         if not isinstance(self.dither, bool):
             raise bad(f"dither must be true or false, got {self.dither!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**64:
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
             raise bad(f"seed must be an integer in 0..2**64-1, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
 
@@ -293,7 +302,8 @@ class Quantize(ArrayBytesCodec):
     def error_bound(self) -> ErrorBound:
         if self.mode == "log":
             return ErrorBound("rel", float(self.rel_error))  # type: ignore[arg-type]
-        return ErrorBound("abs" if self.mode == "linear" else "angle", float(self.abs_error))  # type: ignore[arg-type]
+        kind = "abs" if self.mode == "linear" else "angle"
+        return ErrorBound(kind, float(self.abs_error))  # type: ignore[arg-type]
 
     def encode(self, x: np.ndarray) -> bytes:
         x = as_ndarray(x)
@@ -390,7 +400,8 @@ class Quantize(ArrayBytesCodec):
                 qmax = int(np.rint(np.log2(scan["hi"]) / h)) + 1
             kmax = qmax - qmin + 1
             maxcode = 2 * kmax + 1 if scan["signed"] else kmax
-            lay = _Layout(_MODES.index("log"), dt, x.shape, bit_width(maxcode), flags, h, 0.0, 0.0, 0.0, qmin - 1, self.seed)
+            lay = _Layout(mode=_MODES.index("log"), dtype=dt, shape=x.shape, width=bit_width(maxcode),
+                          flags=flags, step=h, offset=0.0, lo=0.0, hi=0.0, iaux=qmin - 1, seed=self.seed)
             return lay, maxcode
         ae = float(self.abs_error)  # type: ignore[arg-type]
         if self.mode == "angle":
@@ -399,11 +410,13 @@ class Quantize(ArrayBytesCodec):
             nbins = max(1, math.ceil(_TWO_PI / (2.0 * eff)))
             if nbins >= 2**_MAX_CODE_BITS:
                 raise CodecParameterError(f"quantize: abs_error={ae!r} is too small for angles")
-            lay = _Layout(_MODES.index("angle"), dt, x.shape, bit_width(nbins - 1), flags, _TWO_PI / nbins, 0.0, 0.0, 0.0, nbins,
-                          self.seed)
+            lay = _Layout(mode=_MODES.index("angle"), dtype=dt, shape=x.shape, width=bit_width(nbins - 1),
+                          flags=flags, step=_TWO_PI / nbins, offset=0.0, lo=0.0, hi=0.0, iaux=nbins,
+                          seed=self.seed)
             return lay, nbins - 1
         if self.min is not None:
-            lo, hi = _inward(self.min, nat, up=True), _inward(self.max, nat, up=False)  # type: ignore[arg-type]
+            lo = _inward(self.min, nat, up=True)
+            hi = _inward(self.max, nat, up=False)  # type: ignore[arg-type]
         elif scan["hi"] < scan["lo"]:
             lo = hi = 0.0
         else:
@@ -419,7 +432,8 @@ class Quantize(ArrayBytesCodec):
                 f"{_MAX_CODE_BITS} bits per value; set min/max with out_of_range='escape', or use mode='log'"
             )
         maxcode = int(math.ceil(span + (0.5 if self.dither else 0.0)))
-        lay = _Layout(_MODES.index("linear"), dt, x.shape, bit_width(maxcode), flags, step, lo, lo, hi, 0, self.seed)
+        lay = _Layout(mode=_MODES.index("linear"), dtype=dt, shape=x.shape, width=bit_width(maxcode),
+                      flags=flags, step=step, offset=lo, lo=lo, hi=hi, iaux=0, seed=self.seed)
         return lay, maxcode
 
     def _quantize(self, x: np.ndarray, want_values: bool
@@ -561,7 +575,8 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray]:
     pos += 8 * ndim
     step, offset, lo, hi, iaux, seed, n_esc = _PARAMS.unpack_from(buf, pos)
     pos += _PARAMS.size
-    layout = _Layout(mode, dtype, tuple(int(s) for s in shape), width, flags, step, offset, lo, hi, iaux, seed)
+    layout = _Layout(mode=mode, dtype=dtype, shape=tuple(int(s) for s in shape), width=width, flags=flags,
+                     step=step, offset=offset, lo=lo, hi=hi, iaux=iaux, seed=seed)
     n = layout.size
     if flags & _F_BYTES:
         cdt = _code_dtype(width).newbyteorder("<")
