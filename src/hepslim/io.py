@@ -412,7 +412,7 @@ def inspect(path: PathLike, *, tree: str | None = None, format: str | None = Non
         if name in derived:
             codec = "derived"
         elif meta:
-            codec = _codec_label(rec.get("codecs"))
+            codec = _codec_label(L.branch_codecs(meta, name))
             if meta.get("mode") == "transparent" and meta.get("container") in ("root", "parquet", "zarr"):
                 codec = f"{codec} [transparent]"
         else:

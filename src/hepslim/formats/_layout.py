@@ -202,18 +202,36 @@ class BranchPlan:
         """(algorithm, level) of the pipeline's last lossless compressor, e.g. ("zstd", 9)."""
         return compression_of(self.pipeline)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, pipelines: list[list[dict[str, Any]]]) -> dict[str, Any]:
+        """The branch record; codec chains go to the shared ``pipelines`` table (indices ``p``/``po``)."""
         bound = self.pipeline.error_bound()
         out = {
             **self.branch.to_json(),
             "role": self.branch.role,
-            "codecs": self.pipeline.get_config(),
+            "p": _intern(pipelines, self.pipeline.get_config()),
             "lossless": self.pipeline.lossless,
             "error_bound": bound.to_json() if bound is not None else None,
         }
         if self.offsets_pipeline is not None:
-            out["offsets_codecs"] = self.offsets_pipeline.get_config()
+            out["po"] = _intern(pipelines, self.offsets_pipeline.get_config())
         return out
+
+
+def _intern(table: list[list[dict[str, Any]]], configs: list[dict[str, Any]]) -> int:
+    for i, t in enumerate(table):
+        if t == configs:
+            return i
+    table.append(configs)
+    return len(table) - 1
+
+
+def branch_codecs(meta: Mapping[str, Any], name: str, *, offsets: bool = False) -> list[dict[str, Any]] | None:
+    """The codec configs recorded for a stored branch's values (or offsets)."""
+    rec = meta.get("branches", {}).get(name)
+    if rec is None:
+        return None
+    idx = rec.get("po" if offsets else "p")
+    return list(meta["pipelines"][idx]) if idx is not None else None
 
 
 def compression_of(pipeline: Pipeline) -> tuple[str, int]:
@@ -408,8 +426,9 @@ def build_metadata(
             d = next(d for d in plan.derived if d["name"] == name)
             order_branches.append(Branch.from_json(name, d["branch"]))
     branches = {}
+    pipelines: list[list[dict[str, Any]]] = []
     for name, bp in plan.branches.items():
-        rec = bp.to_json()
+        rec = bp.to_json(pipelines)
         rec["raw_bytes"] = int(raw.get(name, 0))
         if plan.mode == "transparent":
             rec["crc32"] = [int(c) for c in crcs.get(name, [])]
@@ -422,6 +441,7 @@ def build_metadata(
         "chunks": [int(c) for c in chunks],
         "order": list(plan.order),
         "branches": branches,
+        "pipelines": pipelines,
         "derived": plan.derived,
         "derived_kept": plan.derived_kept,
         "dropped": list(plan.dropped),

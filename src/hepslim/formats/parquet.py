@@ -8,11 +8,13 @@
   ``Jet_pt-data``) holding a self-describing, CRC-checked hepslim block; reading a branch reads only its
   columns.
 
-The hepslim metadata is the Parquet key-value metadata entry ``hepslim``.
+The hepslim metadata is the Parquet key-value metadata entry ``hepslim.json.zlib`` (zlib-compressed JSON).
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +25,9 @@ from hepslim.abc import FormatAdapter
 from hepslim.errors import CorruptDataError, FormatError, HepslimError, MissingDependencyError
 from hepslim.formats import _layout as L
 
+#: key-value metadata entry: base64 of the zlib-compressed metadata JSON (1500 branches of codec configs
+#: would otherwise add ~100 kB of footer to every file)
+_KV_KEY = b"hepslim.json.zlib"
 _PARQUET_CODEC = {"zstd": "zstd", "lzma": "zstd", "zlib": "gzip", "lz4": "lz4"}
 
 
@@ -67,8 +72,14 @@ class ParquetFormat(FormatAdapter):
 
     def metadata(self, path: str, *, tree: str | None = None) -> dict[str, Any] | None:
         kv = self._file(str(path)).metadata.metadata or {}
-        text = kv.get(L.METADATA_KEY.encode())
-        return L.load_metadata(text) if text is not None else None
+        blob = kv.get(_KV_KEY)
+        if blob is None:
+            return None
+        try:
+            text = zlib.decompress(base64.b64decode(blob, validate=True))
+        except (ValueError, zlib.error) as exc:
+            raise CorruptDataError(f"{path}: hepslim metadata unreadable ({exc})") from None
+        return L.load_metadata(text)
 
     def num_entries(self, path: str, *, tree: str | None = None) -> int:
         meta = self.metadata(path)
@@ -286,7 +297,8 @@ class ParquetWriter:
         self.entry += n
 
     def close(self, meta: dict[str, Any]) -> None:
-        self.writer.add_key_value_metadata({L.METADATA_KEY: L.dump_metadata(meta)})
+        blob = base64.b64encode(zlib.compress(L.dump_metadata(meta).encode(), 9))
+        self.writer.add_key_value_metadata({_KV_KEY.decode(): blob.decode()})
         self.writer.close()
 
     def abort(self) -> None:
