@@ -307,6 +307,40 @@ def test_conformance_suite(codec: Quantize) -> None:
     check_codec(codec)
 
 
+def _nanoaod_float_leaves(path: str) -> dict[str, np.ndarray]:
+    uproot = pytest.importorskip("uproot")
+    ak = pytest.importorskip("awkward")
+    arrays = uproot.open(path)["Events"].arrays(library="ak")
+    out = {}
+    for name in arrays.fields:
+        a = arrays[name]
+        a = ak.flatten(a) if a.ndim > 1 else a
+        try:
+            x = ak.to_numpy(a)
+        except ValueError:
+            continue
+        if x.dtype.kind == "f":
+            out[name] = x
+    return out
+
+
+def test_real_nanoaod_branches() -> None:
+    """Every float leaf of a real NanoAOD file: phi in angle mode, everything else in log mode."""
+    leaves = _nanoaod_float_leaves("/work/shared/data/nano_tt_v12.root")
+    assert len(leaves) > 200
+    raw = packed = escapes = 0
+    for name, x in leaves.items():
+        codec = Quantize(mode="angle", abs_error=1e-3) if name.endswith("_phi") else \
+            Quantize(mode="log", rel_error=1e-3)
+        data = codec.encode(x)  # NanoAOD phi stays within [-pi, pi]: no OutOfRangeError
+        assert_round_trip(codec, x)
+        n_esc = _parse(data)[2].size
+        escapes += n_esc - int(np.count_nonzero(~np.isfinite(x)))
+        raw, packed = raw + x.nbytes, packed + len(data)
+    assert escapes == 0  # only non-finite values needed escapes
+    assert packed < 0.6 * raw
+
+
 def test_large_array() -> None:
     rng = np.random.default_rng(9)
     n = 10_000_000
