@@ -47,7 +47,7 @@ def main(n: int = 25_000_000) -> None:
         ("quantize angle 1e-3 dither",
          Quantize(mode="angle", abs_error=1e-3, dither=True, seed=1), "phi(uniform)"),
     ]
-    print(f"{n * 4 / 1e6:.0f} MB of float32 per distribution")
+    print(f"{n * 4 / 1e6:g} MB of float32 per distribution")
     print(f"{'codec':30s} {'data':13s} {'enc MB/s':>9s} {'dec MB/s':>9s} {'apply MB/s':>10s} "
           f"{'ratio':>6s} {'escapes':>8s}")
     for name, c, only in cases:
