@@ -283,6 +283,19 @@ def event_distance(e1, e2, metric, offs, data, param):
     return _emd_dist(e1, e2, offs, data, param)
 
 
+@nb.njit(cache=True)
+def lower_bound(e1, e2, metric, offs, data):
+    """A cheap lower bound of the distance (EMD >= |pT sum difference|; 0 for the cells metric)."""
+    if metric != METRIC_EMD:
+        return 0.0
+    sa = 0.0
+    for i in range(offs[e1, 0], offs[e1, 1]):
+        sa += data[i, 0]
+    for j in range(offs[e2, 0], offs[e2, 1]):
+        sa -= data[j, 0]
+    return abs(sa)
+
+
 # -------------------------------------------------------------------------------------- vantage-point tree
 @nb.njit(cache=True)
 def build_vptree(n, metric, offs, data, param, seed, leaf_size):
@@ -365,6 +378,7 @@ def knn(q, k, tree, metric, offs, data, param, best_d, best_i):
     best_i[:k] = np.iinfo(np.int64).max
     bd = best_d[:k]
     bi = best_i[:k]
+    use_lb = metric == METRIC_EMD
     stack_n = np.empty(256, np.int64)
     stack_lb = np.empty(256)
     sp = 0
@@ -382,12 +396,22 @@ def knn(q, k, tree, metric, offs, data, param, best_d, best_i):
         if node_left[node] < 0:
             for p in range(s, e):
                 x = perm[p]
+                if use_lb and lower_bound(q, x, metric, offs, data) > bd[k - 1]:
+                    continue
                 _insert(bd, bi, event_distance(q, x, metric, offs, data, param), x)
             continue
         v = perm[s]
+        mu = node_mu[node]
+        if use_lb:
+            lbv = lower_bound(q, v, metric, offs, data)
+            if lbv - mu > bd[k - 1]:
+                # d >= lbv > mu + tau: v and the inner ball are out of reach, the outer ball gets no tighter bound
+                stack_n[sp] = node_right[node]
+                stack_lb[sp] = lb
+                sp += 1
+                continue
         d = event_distance(q, v, metric, offs, data, param)
         _insert(bd, bi, d, v)
-        mu = node_mu[node]
         lb_in = max(lb, d - mu)
         lb_out = max(lb, mu - d)
         if sp + 2 > stack_n.shape[0]:
