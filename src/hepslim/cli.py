@@ -212,6 +212,10 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
         "--tagger", choices=["full", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
     )
     p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")
+    p.add_argument(
+        "--network", choices=["full", "reduced", "off"], default=None,
+        help="size of the two-sample test's constituent network (default: as --tagger)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and trainings (default 0)")
 
     def run(args: argparse.Namespace) -> int:
@@ -225,6 +229,7 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
             classifier=not args.no_classifier,
             tagger=args.tagger,
             seed=args.seed,
+            network=args.network,
         )
         if args.json:
             _print_json(rep)

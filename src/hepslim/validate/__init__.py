@@ -43,11 +43,15 @@ def validate(
     seed: int = 0,
     max_values: int = 1_000_000,
     max_rows: int = 200_000,
+    max_plots: int = 40,
+    network: TaggerMode | None = None,
 ) -> dict[str, Any]:
     """Compare ``compressed`` with ``original`` and return a JSON-serialisable report with ``verdict``.
 
     ``tagger="reduced"`` runs a small, fast tagger (for tests); ``"off"`` skips it. ``classifier=False``
-    skips the two-sample test. ``report_dir`` writes plots and an index page.
+    skips the two-sample test; ``network`` sets the size of its constituent network (default: as the tagger,
+    ``"full"`` when the tagger is off; ``"off"`` skips it). ``report_dir`` writes plots (at most ``max_plots`` distribution overlays,
+    derived observables and flagged ones first) and an index page.
     """
     from hepslim.validate._io import declared_bounds, read
     from hepslim.validate.branches import compare_branches
@@ -80,7 +84,8 @@ def validate(
     bench["observables"] = obs
     from hepslim.validate.tagger import MODES
 
-    nn_mode = MODES["reduced" if tagger == "reduced" else "full"]
+    network = network or ("reduced" if tagger == "reduced" else "full")
+    nn_mode = None if network == "off" else MODES[network]
     if classifier:
         from hepslim.validate.classifier import classifier_test
 
@@ -104,7 +109,7 @@ def validate(
     if report_dir is not None:
         from hepslim.validate.report import write_report
 
-        result["report"] = str(write_report(report_dir, result, orig, comp, samples, rocs))
+        result["report"] = str(write_report(report_dir, result, orig, comp, samples, rocs, max_plots))
     return result
 
 

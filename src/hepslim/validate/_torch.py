@@ -84,6 +84,19 @@ def train_and_predict(
     Inputs are standardised with the training set's per-feature mean and spread (over real particles)."""
     torch = require_torch()
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = torch.get_num_threads()
+    if hidden * latent <= 1024:  # tiny networks (reduced mode) run fastest, and reproducibly, on one thread
+        torch.set_num_threads(1)
+    try:
+        return _train(torch, dev, x_train, m_train, y_train, x_tests, seed=seed, epochs=epochs, hidden=hidden,
+                      latent=latent, batch=batch, lr=lr)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(torch: Any, dev: str, x_train: np.ndarray, m_train: np.ndarray, y_train: np.ndarray,
+           x_tests: list[tuple[np.ndarray, np.ndarray]], *, seed: int, epochs: int, hidden: int, latent: int,
+           batch: int, lr: float) -> list[np.ndarray]:  # fmt: skip
     torch.manual_seed(seed)
     real = x_train[m_train]
     mu = real.mean(axis=0) if real.size else np.zeros(x_train.shape[-1], np.float32)

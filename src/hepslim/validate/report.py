@@ -14,6 +14,7 @@ from hepslim.errors import MissingDependencyError
 from hepslim.validate.branches import error_sample, flat_values
 
 _MAX_OVERLAYS = 40
+_DPI = 72
 _MAX_ERROR_PLOTS = 24
 
 
@@ -64,7 +65,7 @@ def _overlay(plt: Any, name: str, o: np.ndarray, c: np.ndarray, stats: dict[str,
     rax.set_ylim(1 - half, 1 + half)
     rax.set_ylabel("comp./orig.")
     rax.set_xlabel(name)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, dpi=_DPI)
     plt.close(fig)
 
 
@@ -80,7 +81,7 @@ def _roc(plt: Any, rocs: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -
     ax.set_xlabel(r"signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"background rejection $1/\varepsilon_B$")
     ax.legend(fontsize=12)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, dpi=_DPI)
     plt.close(fig)
 
 
@@ -98,12 +99,13 @@ def _error_hist(plt: Any, name: str, err: np.ndarray, bounded: bool, path: Path)
             ax.hist(np.log10(pos), bins=60, histtype="step", color="tab:blue")
         ax.set_xlabel(f"{name}: log10 relative error (changed values)")
     ax.set_ylabel("values")
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, dpi=_DPI)
     plt.close(fig)
 
 
 def write_report(out_dir: str | os.PathLike[str], result: dict[str, Any], orig: Any, comp: Any,
-                 samples: dict[str, tuple[np.ndarray, np.ndarray]], rocs: dict[str, Any] | None) -> Path:  # fmt: skip
+                 samples: dict[str, tuple[np.ndarray, np.ndarray]], rocs: dict[str, Any] | None,
+                 max_plots: int = _MAX_OVERLAYS) -> Path:  # fmt: skip
     """Write plots, ``report.json``, ``index.md`` and ``index.html`` into ``out_dir``; returns the index."""
     plt = _plt()
     out = Path(out_dir)
@@ -113,7 +115,8 @@ def write_report(out_dir: str | os.PathLike[str], result: dict[str, Any], orig: 
     derived = [k for k in obs if k.startswith("derived:")]
     others = sorted((k for k in obs if not k.startswith("derived:")), key=lambda k: -obs[k]["ks"])
     chosen = derived + [k for k in others if obs[k]["distinguishable"]]
-    chosen += [k for k in others if k not in chosen][: max(0, _MAX_OVERLAYS - len(chosen))]
+    chosen += [k for k in others if k not in chosen][: max(0, max_plots - len(chosen))]
+    chosen = chosen[:max_plots]
     items = []
     for k in chosen:
         if k in samples:
@@ -127,7 +130,7 @@ def write_report(out_dir: str | os.PathLike[str], result: dict[str, Any], orig: 
         sections.append(("Jet tagger ROC curves (seed 0)", [("ROC", fn)]))
     br = result["benchmarks"].get("branches", {}).get("per_branch", {})
     changed = sorted((k for k, r in br.items() if r.get("structure_equal") and r.get("frac_unchanged", 1) < 1),
-                     key=lambda k: -br[k].get("worst_over_bound", br[k].get("max_rel", 0)))[:_MAX_ERROR_PLOTS]  # fmt: skip
+                     key=lambda k: -br[k].get("worst_over_bound", br[k].get("max_rel", 0)))[:min(_MAX_ERROR_PLOTS, max_plots)]  # fmt: skip
     items = []
     for k in changed:
         bound = br[k].get("bound")
