@@ -51,6 +51,10 @@ class UnsupportedBranchError(FormatError, TypeError):
     """A branch has a type hepslim cannot store; it is never silently dropped."""
 
 
+class OutputExistsError(HepslimError, FileExistsError):
+    """The output exists and replacing it was not asked for (``force=True`` / ``--force``)."""
+
+
 class MissingDependencyError(HepslimError, ImportError):
     """An optional dependency is not installed; the message says which extra brings it."""
 
