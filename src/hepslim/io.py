@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepslim.errors import FormatError, UnknownFormatError
+from hepslim.errors import FormatError, OutputExistsError, UnknownFormatError
 from hepslim.formats import _layout as L
 
 if TYPE_CHECKING:
@@ -202,8 +202,11 @@ def compress(
         "bytes": L.path_size(src_p),
         "tree": tree,
     }
+    out_tree = tree or "Events"
+    if hasattr(reader, "tree_name"):  # keep the input's tree name (``events`` stays ``events``)
+        out_tree = reader.tree_name(str(src_p), tree=tree)
     report = _write(factory(), factory, dst_p, spec=the_spec, format=format, mode=mode, force=force,
-                    tree=tree or "Events", total=total, progress=progress, source=source)
+                    tree=out_tree, total=total, progress=progress, source=source)
     report.input = str(src_p)
     report.input_bytes = source["bytes"]
     return report
@@ -235,7 +238,7 @@ def _write(
     t0 = time.perf_counter()
     dst = Path(path)
     if (dst.exists() or dst.is_symlink()) and not force:
-        raise FileExistsError(f"{dst} exists; use force=True (--force) to replace it")
+        raise OutputExistsError(f"{dst} exists; use force=True (--force) to replace it")
     adapter = select_format(dst, format, "w")
     mode = mode or _default_mode(adapter)
     modes = getattr(adapter, "modes", L.MODES)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepslim.errors import CorruptDataError, FormatError, UnsupportedBranchError
+from hepslim.errors import CorruptDataError, FormatError, OutputExistsError, UnsupportedBranchError
 
 if TYPE_CHECKING:
     import awkward as ak
@@ -572,7 +572,7 @@ def commit(tmp: Path, dst: Path, *, force: bool) -> None:
     if dst.exists() or dst.is_symlink():
         if not force:
             remove(tmp)
-            raise FileExistsError(f"{dst} exists; use force=True (--force) to replace it")
+            raise OutputExistsError(f"{dst} exists; use force=True (--force) to replace it")
         if dst.is_dir() and not dst.is_symlink():
             trash = dst.with_name(f".{dst.name}.hepslim-old-{os.getpid()}")
             os.replace(dst, trash)

@@ -106,6 +106,13 @@ class RootFormat(FormatAdapter):
             return [k for k in obj.keys(recursive=False) if not k.startswith("_collection")]
         return [b.name for b in obj.branches]
 
+    def tree_name(self, path: str, *, tree: str | None = None) -> str:
+        """The TTree/RNTuple that ``tree`` (or the default choice) names in this file."""
+        meta = self.metadata(path)
+        if meta is not None:
+            return str(meta.get("tree", "Events"))
+        return self._tree_key(self._file(path), tree)
+
     def branch_names(self, path: str, *, tree: str | None = None) -> list[str]:
         meta = self.metadata(path)
         if meta is not None:
