@@ -209,11 +209,11 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="DIR", default=None, help="write plots and index.md/index.html here")
     p.add_argument("--branches", nargs="+", default=None, help="only these branches")
     p.add_argument(
-        "--tagger", choices=["full", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
+        "--tagger", choices=["full", "medium", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
     )
     p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")
     p.add_argument(
-        "--network", choices=["full", "reduced", "off"], default=None,
+        "--network", choices=["full", "medium", "reduced", "off"], default=None,
         help="size of the two-sample test's constituent network (default: as --tagger)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and trainings (default 0)")

@@ -29,7 +29,7 @@ import numpy as np
 
 from hepslim.errors import HepslimError
 
-TaggerMode = Literal["full", "reduced", "off"]
+TaggerMode = Literal["full", "medium", "reduced", "off"]
 
 
 def validate(
@@ -48,7 +48,8 @@ def validate(
 ) -> dict[str, Any]:
     """Compare ``compressed`` with ``original`` and return a JSON-serialisable report with ``verdict``.
 
-    ``tagger="reduced"`` runs a small, fast tagger (for tests); ``"off"`` skips it. ``classifier=False``
+    ``tagger="reduced"`` runs a small, fast tagger (for tests), ``"medium"`` a CPU-sized one (benchmarks
+    without a GPU); ``"off"`` skips it. ``classifier=False``
     skips the two-sample test; ``network`` sets the size of its constituent network (default: as the tagger,
     ``"full"`` when the tagger is off; ``"off"`` skips it). ``report_dir`` writes plots (at most ``max_plots`` distribution overlays,
     derived observables and flagged ones first) and an index page.
@@ -84,7 +85,7 @@ def validate(
     bench["observables"] = obs
     from hepslim.validate.tagger import MODES
 
-    network = network or ("reduced" if tagger == "reduced" else "full")
+    network = network or (tagger if tagger in ("reduced", "medium") else "full")
     nn_mode = None if network == "off" else MODES[network]
     if classifier:
         from hepslim.validate.classifier import classifier_test
