@@ -51,13 +51,33 @@ def measure(path: str, spec: str, tree: str | None = None, container: str = "zar
     per: dict[str, dict] = {}
     t0 = time.perf_counter()
     raw_bytes = 0
+    # derived branches: dropped only if recomputing them from the decoded inputs matches (as the writer does)
+    decoded: dict[str, object] = {}
+
+    def dec(name: str) -> object:
+        if name not in decoded:
+            a = arrays[name]
+            v = np.asarray(ak.flatten(a, axis=None))
+            p = resolve(s, name, v.dtype, container=container)
+            y = p.decode(p.encode(v))
+            decoded[name] = ak.unflatten(y, ak.num(a, axis=1)) if a.ndim > 1 else y
+        return decoded[name]
+
+    from dataclasses import replace as _replace
+
+    for i, r in enumerate(rows):
+        d = s.derived_for(r.branch) if r.action == "derive" else None
+        if d is not None and not d.matches(arrays[r.branch], d.compute({n: dec(n) for n in d.inputs})):
+            pipe = resolve(s, r.branch, np.dtype(r.dtype), container=container)
+            rows[i] = _replace(r, action="store", codecs=tuple(pipe.get_config()), lossless=pipe.lossless,
+                               rule=f"{r.rule} (no match: stored)")
     for r in rows:
         a = arrays[r.branch]
         values = np.asarray(ak.flatten(a, axis=None))
         counts = np.asarray(ak.num(a, axis=1), dtype=np.int64) if r.jagged else None
         raw = values.tobytes() + (counts.astype(np.int32).tobytes() if counts is not None else b"")
         raw_bytes += len(raw)
-        rec = {"lzma9": _lzma9(raw), "zstd9": _zstd9(raw), "n": values.size, "action": r.action,
+        rec = {"lzma9": _lzma9(raw), "zstd9": _zstd9(raw), "n": values.size, "action": r.action, "rule": r.rule,
                "codecs": [c["id"] for c in r.codecs], "worst": None}
         if r.action == "store":
             pipe = resolve(s, r.branch, values.dtype, role=r.role, container=container)

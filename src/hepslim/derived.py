@@ -93,6 +93,21 @@ def _float_dtype(*xs: np.ndarray) -> np.dtype:
     return np.dtype(dt)
 
 
+_NEUTRAL_IDS = np.array([0, 1, 2, 12, 14, 16, 22, 111, 130, 310, 2112, 3122], dtype=np.int64)
+
+
+def charge_from_pid(pid: np.ndarray) -> np.ndarray:
+    """Electric charge (float32, as ML layouts store it) implied by a particle-flow / Delphes id:
+    0 for photons, neutral hadrons and neutrinos; -1 for e-, mu- (positive ids 11, 13); +1 for positive
+    ids of charged hadrons (211, 321, 2212); the opposite sign for antiparticles."""
+    pid = np.asarray(pid).astype(np.int64)
+    a = np.abs(pid)
+    sign = np.sign(pid)
+    lepton = (a == 11) | (a == 13) | (a == 15)
+    q = np.where(lepton, -sign, sign)
+    return np.where(np.isin(a, _NEUTRAL_IDS), 0, q).astype(np.float32)
+
+
 def mass_from_pid(pid: np.ndarray) -> np.ndarray:
     """The PDG mass of each particle id, as float32 (generator candidates store exactly this)."""
     return pdg_mass(pid).astype(np.float32)
@@ -136,6 +151,26 @@ def mass_from_pxpypze(px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np
     return np.sqrt(np.maximum(e * e - p2, 0.0)).astype(out)
 
 
+def _eta(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> np.ndarray:
+    pt = np.hypot(np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.arcsinh(np.asarray(pz, dtype=np.float64) / pt)
+
+
+def deta_from_pxpypz(px: np.ndarray, py: np.ndarray, pz: np.ndarray, jet_eta: np.ndarray) -> np.ndarray:
+    """eta(px, py, pz) - jet_eta: a constituent's pseudorapidity relative to its jet axis."""
+    out = _float_dtype(px, py, pz)
+    return (_eta(px, py, pz) - np.asarray(jet_eta, dtype=np.float64)).astype(out)
+
+
+def dphi_from_pxpy(px: np.ndarray, py: np.ndarray, jet_phi: np.ndarray) -> np.ndarray:
+    """phi(px, py) - jet_phi wrapped into [-pi, pi): a constituent's azimuth relative to its jet axis."""
+    out = _float_dtype(px, py)
+    d = np.arctan2(np.asarray(py, dtype=np.float64), np.asarray(px, dtype=np.float64)) - np.asarray(
+        jet_phi, dtype=np.float64)
+    return ((d + np.pi) % (2.0 * np.pi) - np.pi).astype(out)
+
+
 @dataclass(frozen=True)
 class DerivedFunction:
     """A registered derived-branch function: its callable, input names (documentation) and doc line."""
@@ -162,6 +197,11 @@ FUNCTIONS: dict[str, DerivedFunction] = {
                         "energy from (pt, eta, phi, mass)"),
         DerivedFunction("pt_from_pxpy", pt_from_pxpy, ("px", "py"), "transverse momentum from px, py"),
         DerivedFunction("mass_from_pid", mass_from_pid, ("pid",), "the PDG mass of the particle id"),
+        DerivedFunction("charge_from_pid", charge_from_pid, ("pid",), "electric charge implied by the id"),
+        DerivedFunction("deta_from_pxpypz", deta_from_pxpypz, ("px", "py", "pz", "jet_eta"),
+                        "pseudorapidity relative to the jet axis (jet_eta broadcast over constituents)"),
+        DerivedFunction("dphi_from_pxpy", dphi_from_pxpy, ("px", "py", "jet_phi"),
+                        "azimuth relative to the jet axis, wrapped (jet_phi broadcast over constituents)"),
         DerivedFunction("mass_from_pxpypze", mass_from_pxpypze, ("px", "py", "pz", "energy"),
                         "invariant mass from the four-momentum"),
     )
@@ -192,15 +232,30 @@ def _structure(x: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     return np.asarray(ak.flatten(arr, axis=None)), counts
 
 
+def _broadcast(inputs: list[Any]) -> list[Any]:
+    """Broadcast shallower awkward inputs (one value per jet) over the first input's inner lists."""
+    if all(isinstance(x, np.ndarray) for x in inputs):
+        return inputs
+    import awkward as ak
+
+    arrs = [x if isinstance(x, ak.Array) else ak.Array(x) for x in inputs]
+    depth = arrs[0].ndim
+    if all(a.ndim == depth for a in arrs):
+        return arrs
+    return [a if a.ndim == depth else ak.broadcast_arrays(arrs[0], a)[1] for a in arrs]
+
+
 def compute(name: str, inputs: Sequence[Any]) -> Any:
     """Apply derived function ``name`` to ``inputs`` (numpy arrays, or awkward arrays of equal structure).
 
-    Returns a numpy array for numpy inputs, else an awkward array with the first input's jagged structure.
+    Returns a numpy array for numpy inputs, else an awkward array with the first input's jagged structure;
+    shallower awkward inputs (per-jet values) are broadcast over the first input's inner lists.
     """
     fn = get_function(name)
     if len(inputs) != fn.arity:
         raise SpecError(f"derived function {name!r} takes {fn.arity} inputs ({', '.join(fn.inputs)}), "
                         f"got {len(inputs)}")
+    inputs = _broadcast(list(inputs))
     flats, structures = [], []
     for x in inputs:
         flat, counts = _structure(x)
