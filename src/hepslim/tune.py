@@ -50,6 +50,7 @@ from hepslim.survey import Column, Input, _atomic_write, _is_protected, collecti
     read_input
 
 TARGETS = ("indistinguishable",)
+_MBITS = {2: 10, 4: 23, 8: 52}
 _KS_C = 1.36  # two-sample KS critical value factor at alpha = 0.05
 
 
@@ -159,6 +160,8 @@ class BranchTune:
     base_bytes_per_event: float | None = None
     tuned_bytes_per_event: float | None = None
     resolution: dict[str, Any] | None = None
+    switched: bool = False  # quantize base replaced by a mantissa precision
+    base_family: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -270,9 +273,10 @@ def _f(x: float | None) -> str:
 
 def _setting_text(b: BranchTune, base: bool = False) -> str:
     s = b.base_setting if base else b.setting
+    fam = (b.base_family or b.family) if base else b.family
     if s is None:
         return "lossless"
-    if b.family == "mantissa":
+    if fam == "mantissa":
         return f"{int(s)} bits"
     return f"err {s:.3g}"
 
@@ -303,9 +307,29 @@ def _ladder(rule_codecs: Sequence[Mapping[str, Any]], eff_bits: int | None, mbit
             settings = [s for s in settings if s < 0.5]
         if lossy.get("mode") == "angle":
             settings = [s for s in settings if s < 1.0]
-        cands = [[{**lossy, key: s}, *tail] for s in settings]
-        return "quantize", cands, settings, base
+        ok = []
+        for s in settings:  # a very fine step over a wide fixed range may need too many bits: skip it
+            try:
+                get_codec({**lossy, key: s})
+            except HepslimError:
+                continue
+            ok.append(s)
+        cands = [[{**lossy, key: s}, *tail] for s in ok]
+        return "quantize", cands, ok, base
+    return _mantissa_ladder(rule_codecs, eff_bits, mbits)
+
+
+def _mantissa_ladder(rule_codecs: Sequence[Mapping[str, Any]], eff_bits: int | None, mbits: int
+                     ) -> tuple[str, list[list[dict[str, Any]]], list[float], float | None]:
+    """keepbits 1 .. (the bits the data carries): the finest candidate is exact on this data."""
+    from hepslim.registry import get_codec
+
+    built = [(dict(c), get_codec(dict(c))) for c in rule_codecs]
+    lossy = _lossy_stage(rule_codecs)
+    tail = [c for c, k in built if k.lossless and k.kind == "bytes->bytes"]
     ser = [c for c, k in built if k.lossless and k.kind == "array->bytes"]
+    if not ser and lossy is not None and lossy["id"] == "quantize":
+        ser = [{"id": "bytestreamsplit"}]
     top = min(mbits, eff_bits) if eff_bits is not None else mbits
     top = max(top, 1)
     settings = [float(k) for k in range(1, top + 1)]
@@ -380,6 +404,13 @@ def _value_mask(c: Column, events: np.ndarray) -> np.ndarray:
     return np.repeat(sel, c.counts)
 
 
+def _has_finite(col: Any) -> bool:
+    import awkward as ak
+
+    v = np.asarray(ak.flatten(col, axis=None))
+    return v.dtype.kind != "f" or v.size == 0 or bool(np.any(np.isfinite(v)))
+
+
 def _collection_check(orig: Any, comp: Any, seed: int, *, max_rows: int = 50_000,
                       max_values: int = 1_000_000) -> dict[str, Any]:
     """validate's classifier and observables benchmarks on one (sub-)sample; verdict indistinguishable
@@ -389,6 +420,12 @@ def _collection_check(orig: Any, comp: Any, seed: int, *, max_rows: int = 50_000
 
     notes: list[str] = []
     obs, _ = compare_observables(orig, comp, seed=seed, notes=notes, max_values=max_values)
+    # scikit-learn's binning fails on a feature with no finite value (e.g. HTXS_Higgs_y, all NaN in
+    # NanoAOD ttbar): such a branch carries nothing to classify on, leave it out of the classifier
+    keep = [f for f in orig.fields if _has_finite(orig[f])]
+    if len(keep) < len(orig.fields):
+        notes.append(f"classifier: {len(orig.fields) - len(keep)} branch(es) without finite values left out")
+        orig, comp = orig[keep], comp[keep]
     try:  # many small fits: one thread each avoids OpenMP oversubscription on a shared machine
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a scikit-learn dependency
@@ -472,11 +509,11 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
         rule = base.rule_for(nm)
         rule_codecs = [dict(x) for x in rule.codecs] if rule is not None else []
         eff = effective_mantissa_bits(c.values)
-        mbits = {2: 10, 4: 23, 8: 52}[dt.itemsize]
+        mbits = _MBITS[dt.itemsize]
         family, cands, settings, base_set = _ladder(rule_codecs, eff, mbits)
         base_pipe = resolve(base, nm, dt, container=container)
         bt = BranchTune(nm, collection_of(nm, prefixes), str(dt), eff, rule_codecs, rule_codecs, "unchanged",
-                        family, base_set, base_set)
+                        family, base_set, base_set, base_family=family)
         res = next((r for p, r in res_map.items() if fnmatch.fnmatchcase(nm, p)), None)
         bt.resolution = {"kind": res.kind, "value": res.value} if res else None
         results[nm] = bt
@@ -520,10 +557,20 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
             bt.calls += 1
             ok, st, _ = check(nm, cands[hi], owner_s, search, margin)
             if not ok:
-                bt.status = "not-tunable"
-                bt.search = {"finest": settings[hi], **st}
-                continue
-            best, stats = hi, st
+                # even the finest quantization step changes the distribution (e.g. values clustered
+                # below the step, like scores at -0.9999999 or factors at 1e-8): switch to a relative
+                # (mantissa) precision, whose finest rung is exact on this data
+                bt.search = {"quantize_finest": settings[hi], **st}
+                rule = base.rule_for(nm)
+                family, cands, settings, _ = _mantissa_ladder([dict(x) for x in rule.codecs] if rule else [],
+                                                              bt.effective_bits, _MBITS[cols[nm].values.dtype.itemsize])
+                ladders[nm] = (family, cands, settings, ladders[nm][3])
+                bt.family, bt.switched = "mantissa", True
+                lo, hi = 0, len(cands) - 1
+                stats = {}
+            best = hi if best is None and family == "mantissa" else best
+            if best is None:
+                best, stats = hi, st
         hi = best - 1
         while lo <= hi:
             mid = (lo + hi) // 2
@@ -539,7 +586,7 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
                 lo = mid + 1
         bt.tuned_codecs = cands[best]
         bt.setting = settings[best]
-        bt.search = {"setting": settings[best], **stats}
+        bt.search = {**bt.search, "setting": settings[best], **stats}
         bt.status = "tuned" if bt.tuned_codecs != bt.base_codecs else "unchanged"
         if exhausted and lo <= hi:
             bt.status += " (budget: search stopped early)"
@@ -547,6 +594,21 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
     def tuned_values(nm: str, events: np.ndarray, owner: Mapping[str, np.ndarray]) -> np.ndarray:
         bt = results[nm]
         return Pipeline.from_configs(bt.tuned_codecs).apply_values(_subset(cols[nm], events, owner))
+
+    def is_exact(x: str) -> bool:
+        bt = results[x]
+        return (Pipeline.from_configs(bt.tuned_codecs).lossless if bt.tuned_codecs else True) or (
+            bt.family == "mantissa" and bt.setting is not None and bt.setting >= (bt.effective_bits or 0))
+
+    def make_exact(x: str, status: str) -> None:
+        """The safe fallback: mantissa at the bits the data carries, i.e. the values unchanged."""
+        bt = results[x]
+        rule = base.rule_for(x)
+        fam, cands, settings, _ = _mantissa_ladder([dict(c) for c in rule.codecs] if rule else [],
+                                                   bt.effective_bits, _MBITS[cols[x].values.dtype.itemsize])
+        ladders[x] = (fam, cands, settings, ladders[x][3])
+        bt.family, bt.tuned_codecs, bt.setting, bt.status = fam, cands[-1], settings[-1], status
+        bt.switched = bt.switched or (bt.base_codecs and _lossy_stage(bt.base_codecs) or {}).get("id") == "quantize"
 
     # ---- 2. per collection, all tuned branches together (search events), with back-off
     coll_report: dict[str, Any] = {}
@@ -568,11 +630,9 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
             attempts.append(rep["verdict"])
             if rep["verdict"] == "indistinguishable":
                 break
-            if attempt == 3:  # give up: the base codecs for this collection
+            if attempt == 3:  # give up: every tuned branch of the collection exact at the data's precision
                 for x in names:
-                    results[x].tuned_codecs = results[x].base_codecs
-                    results[x].setting = results[x].base_setting
-                    results[x].status = "reverted (collection check)"
+                    make_exact(x, "exact (collection check)")
                 break
             for x in names:  # 2 more bits (one finer step x2) on every tuned branch of the collection
                 bt = results[x]
@@ -611,18 +671,26 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
         return rep, failing
 
     held_rep, failing = held_check(True)
+    first_held = {"verdict": held_rep["verdict"], "branches_failing": list(failing),
+                  "observables_flagged": list(held_rep["observables"]["flagged"]),
+                  "classifier_flagged": list(held_rep["classifier"]["flagged"])}
     if held_rep["verdict"] != "indistinguishable":
-        flagged_colls = set(held_rep["classifier"]["flagged"]) | {
-            o.split(":")[-1].split("_")[0] for o in held_rep["observables"]["flagged"]}
-        revert = set(failing) | {x for x in float_names if results[x].collection in flagged_colls
-                                 and results[x].tuned_codecs != results[x].base_codecs}
-        for x in revert:
+        # no bits are chosen from held-back events: failing branches only fall back to exact values
+        flagged_colls = set(held_rep["classifier"]["flagged"])
+        flagged_obs = set(held_rep["observables"]["flagged"])
+        derived_colls = {c for o in flagged_obs if o.startswith("derived:") for c in by_coll
+                         if c.lower() in o.lower() or (c == "Jet" and ("dijet" in o or "jet_" in o))}
+        revert = set(failing) | (flagged_obs & set(float_names)) | {
+            x for x in float_names if results[x].collection in flagged_colls | derived_colls}
+        revert = {x for x in revert if not is_exact(x)}
+        for x in sorted(revert):
             results[x].held_back = held_rep["per_branch"].get(x, {})
-            results[x].tuned_codecs, results[x].setting = results[x].base_codecs, results[x].base_setting
-            results[x].status = "reverted (held-back check)"
+            make_exact(x, "exact (held-back check)")
         if revert:
-            notes.append(f"held-back validation failed; reverted {len(revert)} branch(es) to the base codecs")
+            notes.append(f"held-back validation failed; {len(revert)} branch(es) set to exact values "
+                         "(mantissa at the data's own precision)")
             held_rep, failing = held_check(True)
+    held_rep["first_pass"] = first_held
     for x, st in held_rep.get("per_branch", {}).items():
         results[x].held_back = st
     base_rep, _ = held_check(False)
@@ -654,6 +722,9 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
               "base_float_bytes_per_event": base_float, "tuned_float_bytes_per_event": tuned_float,
               "float_saving_fraction": 1 - tuned_float / base_float if base_float else 0.0,
               "saving_fraction": 1 - tuned_total / base_total if base_total else 0.0}
+    if search.size < 1000:
+        notes.append(f"only {search.size} search events: the statistical tests have little power at this size, so "
+                     "bits can go very low; declare resolutions (--resolution) or tune on a larger sample")
     notes.append("held-back validation runs hepslim.validate's observables and classifier benchmarks in memory "
                  "(transparent-mode values); the jet-tagger benchmark is not part of tuning")
     return TuneResult(inp.path, base.name, str(base_ref), target, seed, n, int(search.size), int(held.size), margin,
