@@ -111,7 +111,7 @@ def record_form(branches: Sequence[Branch]) -> dict[str, Any]:
 def describe_layout(name: str, layout: Any) -> Branch:
     """The :class:`Branch` for one awkward layout, or :class:`UnsupportedBranchError` naming the type."""
     ak = _ak()
-    node = layout
+    node = layout = _plain_layout(layout)
     jagged = False
     if isinstance(node, ak.contents.ListOffsetArray | ak.contents.ListArray):
         jagged = True
@@ -130,6 +130,19 @@ def describe_layout(name: str, layout: Any) -> Branch:
     )
 
 
+def _plain_layout(layout: Any) -> Any:
+    """Project lazily indexed layouts (``events[idx]``, ListArray) onto plain NumpyArray/ListOffsetArray."""
+    ak = _ak()
+    ok = isinstance(layout, ak.contents.NumpyArray) or (
+        isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray)
+    )
+    if ok:
+        return layout
+    if isinstance(layout, ak.contents.IndexedArray | ak.contents.ListArray | ak.contents.ListOffsetArray):
+        return ak.to_packed(ak.Array(layout)).layout
+    return layout
+
+
 def describe(events: Any) -> list[Branch]:
     """The branches of an events record array, in field order."""
     ak = _ak()
@@ -145,6 +158,7 @@ def split(layout: Any, branch: Branch) -> tuple[np.ndarray | None, np.ndarray]:
     ak = _ak()
     if isinstance(layout, ak.Array):
         layout = layout.layout
+    layout = _plain_layout(layout)
     if branch.jagged:
         if isinstance(layout, ak.contents.ListArray):
             layout = layout.to_ListOffsetArray64(True)

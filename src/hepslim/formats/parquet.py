@@ -42,7 +42,7 @@ def _pq() -> tuple[Any, Any]:
 
 def _arrow_type(pa: Any, b: L.Branch) -> Any:
     leaf = pa.from_numpy_dtype(b.dtype)
-    return pa.list_(pa.field("item", leaf, nullable=False)) if b.jagged else leaf
+    return pa.list_(pa.field("element", leaf, nullable=False)) if b.jagged else leaf
 
 
 def _damaged(path: str, exc: Exception) -> CorruptDataError:
@@ -245,7 +245,7 @@ class ParquetWriter:
             bss: list[str] = []
             dictionary: list[str] = []
             for name, bp in plan.branches.items():
-                col = f"{name}.list.item" if bp.branch.jagged else name
+                col = f"{name}.list.element" if bp.branch.jagged else name
                 algo, lvl = bp.compression()
                 compression[col] = _PARQUET_CODEC.get(algo, "zstd")
                 level[col] = min(lvl, 22) if algo != "lzma" else 19
