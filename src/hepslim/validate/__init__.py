@@ -141,6 +141,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         for k, t in cl["tests"].items():
             tag = "identical" if t.get("identical") else f"AUC {t['auc']:.4f} +- {t['sigma']:.4f} (z {t['z']:+.1f})"
             lines.append(f"      {k:<20} {tag}")
+            worst = sorted(t.get("per_feature_auc", {}).items(), key=lambda kv: -abs(kv[1] - 0.5))[:4]
+            if worst:
+                lines.append("          given away by: " + ", ".join(f"{n} (AUC {a:.3f})" for n, a in worst))
     tg = b["tagger"]
     if tg["verdict"] == "skipped":
         lines.append(f"  tagger       skipped ({tg.get('reason')})")

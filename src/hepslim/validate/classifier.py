@@ -162,6 +162,12 @@ def classifier_test(
         r = _hgb_test(xo, xc, seed, max_rows)
         r["features"] = names
         r["model"] = "HistGradientBoosting"
+        if abs(r["auc"] - 0.5) > 2 * r["sigma"] and len(names) > 1:
+            # attribution: which branches give it away on their own (single-feature classifiers)
+            r["per_feature_auc"] = {
+                nm: round(_hgb_test(xo[:, [i]], xc[:, [i]], seed, min(max_rows, 50_000))["auc"], 4)
+                for i, nm in enumerate(names)
+            }
         tests[g] = r
     if mode is not None:
         from hepslim.validate._torch import torch_or_none
