@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     "open": "hepslim.io",
     "write": "hepslim.io",
     "compress": "hepslim.io",
+    "iterate": "hepslim.io",
+    "decompress": "hepslim.io",
 }
 
 __all__ = [
