@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -135,6 +136,12 @@ def _is_protected_dtype(dtype: np.dtype) -> bool:
     return np.dtype(dtype).kind in "biu"
 
 
+@functools.lru_cache(maxsize=4096)
+def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex for a tuple of globs (fnmatch semantics, case-sensitive)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
 # ----------------------------------------------------------------------------------------- dataclasses
 @dataclass(frozen=True, eq=True)
 class Rule:
@@ -155,7 +162,7 @@ class Rule:
     def matches(self, branch: str, dtype: np.dtype | str | None = None) -> bool:
         """Whether a pattern matches ``branch``; a ``floats_only`` rule also needs a float ``dtype`` (when
         given) and a name that is not a counter, index or event id."""
-        if not any(fnmatch.fnmatchcase(branch, p) for p in self.match):
+        if not _glob_regex(self.match).match(branch):
             return False
         if self.floats_only and dtype is not None:
             return np.dtype(dtype).kind == "f" and not is_protected_name(branch)
@@ -303,7 +310,8 @@ class Spec:
 
     def is_dropped(self, branch: str) -> bool:
         """Whether a ``drop`` glob of this spec or an ancestor matches ``branch``."""
-        return any(fnmatch.fnmatchcase(branch, p) for p in self.all_drop)
+        drop = self.all_drop
+        return bool(drop) and _glob_regex(drop).match(branch) is not None
 
     def rule_for(self, branch: str, dtype: np.dtype | str | None = None) -> Rule | None:
         """The first matching rule (own rules before the parent's), else the nearest ``default``, else None.
@@ -851,8 +859,9 @@ def plan(spec: Spec | str | None, branches: Mapping[str, tuple[np.dtype | str, b
 
 
 def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dict[str, tuple[np.dtype, bool]]:
-    """Branch name -> (leaf dtype, jagged) of a ROOT TTree/RNTuple or Parquet file, without reading data
-    (an RNTuple's first entry is read to learn its types)."""
+    """Branch name -> (leaf dtype, jagged) of a ROOT TTree/RNTuple or Parquet file, without reading data.
+
+    RNTuple collections (``_collectionN`` records) give their fields' flat NanoAOD names."""
     p = os.fspath(path)
     if p.endswith((".parquet", ".pq")):
         try:
@@ -897,9 +906,13 @@ def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dic
             else:
                 raise CodecInputError(f"{p}: branch {b.name!r} has type {b.typename}, which hepslim cannot store")
         return out
-    arr = obj.arrays(entry_stop=1)
-    for fld in arr.fields:
-        _walk_form(arr.layout.form.content(fld), fld, False, out)
+    if hasattr(obj, "to_akform"):  # RNTuple: types from the header, no data read
+        form = obj.to_akform()
+        form = form[0] if isinstance(form, tuple) else form
+    else:
+        form = obj.arrays(entry_stop=1).layout.form
+    for fld in form.fields:
+        _walk_form(form.content(fld), fld, False, out)
     return out
 
 
