@@ -381,3 +381,28 @@ def test_plan_actions(tmp_path):
     assert rows["Jet_genJetIdx"].role == "index" and rows["Jet_genJetIdx"].codecs[0]["id"] == "delta"
     assert not rows["Jet_pt"].lossless and rows["Jet_pt"].error_bound["kind"] == "rel"
     json.dumps([r.to_dict() for r in rows.values()])
+
+
+def test_spec_registered_by_a_plugin(tmp_path):
+    from hepslim import hookimpl
+    from hepslim.plugins import plugin_manager
+    from hepslim.policy import registered_specs
+
+    path = write(tmp_path, "name: mine\nextends: nanoaod\nrules:\n  - {match: Jet_pt, codecs: [zstd]}\n")
+
+    class Plugin:
+        @hookimpl
+        def hepslim_register_specs(self):
+            return {"mine": path}
+
+    pm, plugin = plugin_manager(), Plugin()
+    pm.register(plugin, name="test-specs-plugin")
+    try:
+        assert "mine" in registered_specs() and "nanoaod" in registered_specs()
+        s = load_spec("mine")
+        assert s.parent.name == "nanoaod" and s.rule_for("Jet_pt").codecs == ({"id": "zstd", "level": 3},)
+        assert not resolve(s, "Jet_eta", "float32").lossless  # the parent's rules still apply
+    finally:
+        pm.unregister(plugin)
+    with pytest.raises(UnknownSpecError):
+        load_spec("mine")

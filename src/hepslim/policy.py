@@ -276,7 +276,8 @@ class Spec:
     # ---- lookups (own entries before the parent's)
     def chain(self) -> list[Spec]:
         """This spec and its ancestors, child first."""
-        out, s = [], self
+        out: list[Spec] = []
+        s: Spec | None = self
         while s is not None:
             out.append(s)
             s = s.parent
