@@ -309,15 +309,16 @@ class _ArrayWriter:
             self.npending += len(x)
 
     def due(self, final: bool) -> bool:
-        return (final and (self.npending > 0 or self.arr is None)) or self.npending >= (self.shard or self.chunk)
+        return (final and (self.npending > 0 or self.arr is None)) or self.npending >= self.chunk
 
     async def flush(self, *, final: bool) -> None:
         from zarr.api import asynchronous as za
 
         data = (np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]) if self.pending \
             else np.zeros(0, self.dtype)
-        step = self.shard or self.chunk
-        k = len(data) if final else (len(data) // step) * step
+        # whole inner chunks only (a partial shard is completed by later flushes): memory per array stays
+        # below one chunk plus one input step
+        k = len(data) if final else (len(data) // self.chunk) * self.chunk
         if self.arr is None:
             self.arr = await za.create_array(
                 self.store, name=self.key, shape=(self.written + k,), dtype=self.dtype, chunks=(self.chunk,),
