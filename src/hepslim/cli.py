@@ -56,7 +56,8 @@ def _cmd_codecs(sub: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------------------------- spec, specs
 def _codecs_text(codecs: Any) -> str:
     return " -> ".join(
-        c["id"] + ("(" + ", ".join(f"{k}={v}" for k, v in c.items() if k != "id") + ")" if len(c) > 1 else "")
+        c["id"] + (f"({params})" if (params := ", ".join(
+            f"{k}={v}" for k, v in c.items() if k != "id" and v is not None)) else "")
         for c in codecs
     )
 

@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import difflib
 import fnmatch
@@ -180,8 +181,12 @@ class Rule:
         """How errors and ``spec show`` name this rule: ``#3 ['Jet_pt', 'Jet_mass']`` or ``default``."""
         if self.index is None:
             return "default"
-        pats = self.match[0] if len(self.match) == 1 else list(self.match)
-        return f"#{self.index} {pats!r}"
+        if len(self.match) == 1:
+            return f"#{self.index} {self.match[0]!r}"
+        if len(self.match) <= 4:
+            return f"#{self.index} {list(self.match)!r}"
+        head = ", ".join(repr(p) for p in self.match[:3])
+        return f"#{self.index} [{head}, ... +{len(self.match) - 3}]"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"codecs": [dict(c) for c in self.codecs]}
@@ -853,7 +858,8 @@ def plan(spec: Spec | str | None, branches: Mapping[str, tuple[np.dtype | str, b
         pipe = resolve(spec, name, dt, role=role, container=container)
         rule = effective_rule(spec, name, dt, role=role)
         bound = pipe.error_bound()
-        out.append(BranchPlan(name, str(dt), jagged, "store", rule.label if rule else None,
+        label = None if rule is None else rule.label if rule.spec_name == spec.name else f"{rule.spec_name}:{rule.label}"
+        out.append(BranchPlan(name, str(dt), jagged, "store", label,
                               tuple(pipe.get_config()), pipe.lossless,
                               bound.to_json() if bound is not None else None, role))
     return out
@@ -864,6 +870,24 @@ def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dic
 
     RNTuple collections (``_collectionN`` records) give their fields' flat NanoAOD names."""
     p = os.fspath(path)
+    head = b""
+    if os.path.isfile(p):
+        with builtins.open(p, "rb") as fh:
+            head = fh.read(4)
+    if head != b"root" and not p.endswith(".root"):
+        # Parquet, Zarr, or anything hepslim reads (its own packed files included): the types hepslim.open
+        # gives, which are the original branches' types.
+        try:
+            from hepslim.io import open as _open_events
+        except ImportError:  # the format layer is not available: read a plain Parquet schema
+            _open_events = None
+        if _open_events is not None:
+            arr = _open_events(p)
+            form = arr.layout.form
+            out_any: dict[str, tuple[np.dtype, bool]] = {}
+            for fld in form.fields:
+                _walk_form(form.content(fld), fld, False, out_any)
+            return out_any
     if p.endswith((".parquet", ".pq")):
         try:
             import pyarrow.parquet as pq
