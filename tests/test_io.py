@@ -151,9 +151,9 @@ def test_coffea_reads_transparent_output(nano_transparent, fmt):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if fmt == "root":
-            ev = NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+            ev = NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual").events()
         else:
-            ev = NanoEventsFactory.from_parquet(str(path), schemaclass=NanoAODSchema, mode="eager").events()
+            ev = NanoEventsFactory.from_parquet(str(path), schemaclass=NanoAODSchema, mode="virtual").events()
     ours = hepslim.open(path, ["Jet_pt"]).Jet_pt
     assert np.array_equal(np.asarray(ak.num(ev.Jet.pt)), np.asarray(ak.num(ours)))
     assert np.array_equal(flat(ev.Jet.pt), flat(ours))  # bit-identical values
