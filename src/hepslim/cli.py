@@ -263,6 +263,9 @@ def _cmd_resample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the tree and of the unweighting")
     p.add_argument("--jobs", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--ot-radius", type=float, default=1.0, help="EMD radius R (--method ot)")
+    p.add_argument("--ot-candidates", type=int, default=32,
+                   help="--method ot: EMD candidates pre-selected per seed in a Euclidean embedding "
+                        "(default 32; 0: exact VP-tree search, slower)")
     p.add_argument("--objects", choices=("auto", "lhe", "gen"), default="auto",
                    help="NanoAOD: LHEPart_* or GenJet/GenDressedLepton (default: LHEPart if present)")
     p.add_argument("--drop-zero", action="store_true", help="remove events whose weight became 0")
@@ -278,7 +281,7 @@ def _cmd_resample(sub: argparse._SubParsersAction) -> None:
             jet_ptmin=args.jet_ptmin, tau=args.tau, dressing_radius=args.dressing_radius,
             photon_ptmin=args.photon_ptmin, include_neutrinos=args.neutrinos, seeds=args.seeds,
             max_cell_size=args.max_cell_size, cell_mean=args.cell_mean, minweight=args.minweight,
-            seed=args.seed, n_jobs=args.jobs, ot_radius=args.ot_radius,
+            seed=args.seed, n_jobs=args.jobs, ot_radius=args.ot_radius, ot_candidates=args.ot_candidates,
         )
         rep = resample(args.inputs, args.output, transform=tr, drop_zero=args.drop_zero,
                        objects=args.objects, report_dir=args.report, classifier=not args.no_classifier)

@@ -62,7 +62,7 @@ def _reference(tr: NegWeights, fp: FlatParticles, w0: np.ndarray, max_radius: fl
 @pytest.mark.parametrize("method", ["cells", "ot"])
 def test_matches_brute_force_reference(method):
     _, fp, w0, _ = _sample(250, seed=11)
-    tr = NegWeights(method=method, jet_ptmin=0.0)
+    tr = NegWeights(method=method, jet_ptmin=0.0, ot_candidates=0)
     w1, _, cells, _ = tr.reweight(fp, w0)
     w_ref, cells_ref = _reference(tr, fp, w0)
     got = [list(cells.members[cells.offsets[c]:cells.offsets[c + 1]]) for c in range(cells.n_cells)]
@@ -115,6 +115,21 @@ def test_deterministic_and_parallel_equals_serial():
     for x, y in ((a, b), (b, c)):
         assert np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
         assert np.array_equal(x[2].members, y[2].members)
+
+
+def test_ot_candidate_preselection():
+    _, fp, w0, var0 = _sample(3000, seed=13)
+    runs = [NegWeights(method="ot", ot_candidates=8, n_jobs=j).reweight(fp, w0, var0) for j in (1, 2)]
+    w1, var1, cells, _ = runs[0]
+    assert np.array_equal(w1, runs[1][0]) and np.array_equal(cells.members, runs[1][2].members)
+    assert w1.min() >= 0 and abs(math.fsum(w1) - math.fsum(w0)) <= 1e-12 * abs(math.fsum(w0))
+    assert abs(math.fsum(var1[:, 0]) - math.fsum(var0[:, 0])) <= 1e-12 * abs(math.fsum(var0[:, 0]))
+    assert cells.sizes.max() > 8  # some cells outgrew the first candidate list and were re-queried
+    tab, metric, param = NegWeights(method="ot").table(fp)
+    for c in range(0, cells.n_cells, 50):  # members in increasing exact EMD from the seed
+        mem = cells.members[cells.offsets[c]:cells.offsets[c + 1]]
+        d = [K.event_distance(mem[0], x, metric, tab.offs, tab.data, param) for x in mem[1:]]
+        assert d == sorted(d) and (not d or d[-1] == pytest.approx(cells.radius[c]))
 
 
 def test_minweight_partial_unweighting():

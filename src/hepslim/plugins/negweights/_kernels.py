@@ -467,13 +467,15 @@ def _neumaier_add(s, c, x):
 
 
 @nb.njit(cache=True)
-def run_cells(seeds, nb_d, nb_i, w, max_radius, abs_rule, tree, metric, offs, data, param):
+def run_cells(seeds, nb_d, nb_i, w, max_radius, abs_rule, tree, metric, offs, data, param, requery=True):
     """Resample ``w`` in place cell by cell (seeds in order); returns the cells for replay and diagnostics.
 
     A seed is used once and skipped when its current weight is already >= 0. The cell grows through the
     seed's nearest neighbours (by distance, then index) until its weight sum is >= 0 or the next neighbour
     lies farther than ``max_radius``; its members then share the sum equally (``abs_rule``: in proportion
-    to |w|). Neighbour lists ``nb_*`` were computed beforehand (in parallel); longer ones are fetched here.
+    to |w|). Neighbour lists ``nb_*`` were computed beforehand (in parallel); longer ones are fetched here
+    from the tree, or (``requery=False``) the loop stops before the seed whose list ran out and returns its
+    position as ``stop_at`` (-1 when all seeds were processed).
     """
     n_seeds = seeds.shape[0]
     cap = max(16, 4 * n_seeds)
@@ -507,6 +509,10 @@ def run_cells(seeds, nb_d, nb_i, w, max_radius, abs_rule, tree, metric, offs, da
             if pos >= k:
                 if k >= w.shape[0]:
                     break
+                if not requery:
+                    nm = start
+                    return (cell_off[: ncell + 1], members[:nm].copy(), cell_radius[:ncell], cell_seed[:ncell],
+                            cell_closed[:ncell], si)
                 k = min(2 * k, w.shape[0])
                 if buf_d.shape[0] < k:
                     buf_d = np.empty(k)
@@ -539,7 +545,7 @@ def run_cells(seeds, nb_d, nb_i, w, max_radius, abs_rule, tree, metric, offs, da
         cell_seed[ncell] = s
         cell_closed[ncell] = closed
         ncell += 1
-    return cell_off[: ncell + 1], members[:nm].copy(), cell_radius[:ncell], cell_seed[:ncell], cell_closed[:ncell]
+    return cell_off[: ncell + 1], members[:nm].copy(), cell_radius[:ncell], cell_seed[:ncell], cell_closed[:ncell], -1
 
 
 @nb.njit(cache=True)

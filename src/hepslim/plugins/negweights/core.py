@@ -56,12 +56,13 @@ def _threads(n_jobs: int | None) -> int:
 def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float, weights: np.ndarray,
                    variations: np.ndarray | None = None, *, seeds: str = "most_negative",
                    max_cell_size: float = math.inf, cell_mean: str = "mean", n_jobs: int | None = None,
-                   k0: int = 32, tree_seed: int = 0, leaf_size: int = 8,
+                   k0: int = 32, tree_seed: int = 0, leaf_size: int = 8, candidates: int = 0,
                    timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray | None, Cells]:
     """Cell-resample ``weights`` (and every column of ``variations`` in the same cells); returns new arrays.
 
-    The result does not depend on ``n_jobs``: neighbour lists are exact and ordered by (distance, index),
-    and cells are applied serially in seed order.
+    The result does not depend on ``n_jobs``: neighbour lists are ordered by (distance, index) and cells
+    are applied serially in seed order. Neighbours are exact (VP-tree) unless ``candidates`` > 0 (EMD
+    only): then they come from a Euclidean pre-selection of that many candidates, re-ranked by exact EMD.
     """
     import time
 
@@ -84,6 +85,19 @@ def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float
     w0 = w.copy()
     nthreads = _threads(n_jobs)
     prev = numba.get_num_threads()
+    if candidates > 0:
+        if metric != K.METRIC_EMD:
+            raise CodecParameterError("candidate pre-selection is implemented for the EMD metric only")
+        numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            cells = _cells_preselected(offs, data, float(param), w, order, int(candidates), float(max_cell_size),
+                                       cell_mean == "abs", nthreads, t)
+        finally:
+            numba.set_num_threads(prev)
+        if var is not None and var.shape[1]:
+            K.replay_cells(cells.offsets, cells.members, w0.copy(), var, cell_mean == "abs")
+        _restore_sum(w, w0)
+        return w, var, cells
     t0 = time.perf_counter()
     tree = K.build_vptree(n, metric, offs, data, float(param), int(tree_seed), int(leaf_size))
     t["tree_s"] = time.perf_counter() - t0
@@ -99,7 +113,7 @@ def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float
         nb_d, nb_i = K.knn_many_serial(order, k, tree, metric, offs, data, float(param))
     t["neighbours_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    off, mem, rad, sd, closed = K.run_cells(order, nb_d, nb_i, w, float(max_cell_size), cell_mean == "abs",
+    off, mem, rad, sd, closed, _ = K.run_cells(order, nb_d, nb_i, w, float(max_cell_size), cell_mean == "abs",
                                             tree, metric, offs, data, float(param))
     t["cells_s"] = time.perf_counter() - t0
     cells = Cells(off, mem, rad, sd, closed)
@@ -108,6 +122,52 @@ def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float
         K.replay_cells(off, mem, wr, var, cell_mean == "abs")
     _restore_sum(w, w0)
     return w, var, cells
+
+
+def _cells_preselected(offs: np.ndarray, data: np.ndarray, radius: float, w: np.ndarray, order: np.ndarray,
+                       k: int, max_radius: float, abs_rule: bool, workers: int, t: dict[str, float]) -> Cells:
+    import time
+
+    from hepslim.plugins.negweights import _embed as E
+    from hepslim.plugins.negweights import _kernels as K
+
+    dummy = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1),
+             np.full(1, -1, np.int64), np.full(1, -1, np.int64))
+    t0 = time.perf_counter()
+    emb = E.embed(offs, data, 4, radius)
+    nb_d, nb_i, kdt = E.candidates(emb, order, k, workers, offs, data, radius)
+    t["neighbours_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    parts = []
+    pos = 0
+    n = len(w)
+    while pos < len(order):
+        res = K.run_cells(order[pos:], nb_d[pos:], nb_i[pos:], w, max_radius, abs_rule, dummy, K.METRIC_EMD,
+                          offs, data, radius, False)
+        parts.append(res[:5])
+        stop = res[5]
+        if stop < 0:
+            break
+        s = pos + stop
+        kk = min(4 * k, n)
+        while True:  # this seed needs a longer list: ask the k-d tree for more candidates
+            d1, i1, _ = E.candidates(emb, order[s:s + 1], kk, 1, offs, data, radius, tree=kdt)
+            res = K.run_cells(order[s:s + 1], d1, i1, w, max_radius, abs_rule, dummy, K.METRIC_EMD,
+                              offs, data, radius, False)
+            if res[5] < 0:
+                parts.append(res[:5])
+                break
+            kk = min(4 * kk, n)
+        pos = s + 1
+    t["cells_s"] = time.perf_counter() - t0
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for p in parts:
+        offsets.append(p[0][1:] + base)
+        base += len(p[1])
+    return Cells(np.concatenate(offsets), np.concatenate([p[1] for p in parts]),
+                 np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
+                 np.concatenate([p[4] for p in parts]))
 
 
 def _restore_sum(w: np.ndarray, w0: np.ndarray) -> None:

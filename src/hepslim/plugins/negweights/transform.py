@@ -27,7 +27,8 @@ class NegWeights(EventTransform):
     ``method="cells"``: cres-equivalent distance between IRC-safe objects (jets, dressed leptons, isolated
     photons, optionally neutrinos). ``method="ot"``: Energy Mover's Distance between the particle sets
     (ground distance min(dR/ot_radius, 2), pT imbalance at cost 1 per GeV). Both: exact nearest neighbours
-    through a vantage-point tree, cells grown from negative seeds until their sum is >= 0 or their radius
+    through a vantage-point tree (``ot``: or, with ``ot_candidates`` = K > 0, K candidates pre-selected in a
+    Euclidean embedding and re-ranked by exact EMD -- faster, approximate), cells grown from negative seeds until their sum is >= 0 or their radius
     would exceed ``max_cell_size`` (GeV; None: unbounded); members share the sum (``cell_mean="mean"``) or
     get it in proportion to |w| (``"abs"``). Weight variations are averaged in the same cells. Optional
     partial unweighting below ``minweight`` (seeded by ``seed``).
@@ -56,6 +57,7 @@ class NegWeights(EventTransform):
     seed: int = 0
     n_jobs: int | None = None
     ot_radius: float = 1.0
+    ot_candidates: int = 32
 
     def __post_init__(self) -> None:
         checks = [
@@ -71,6 +73,7 @@ class NegWeights(EventTransform):
             ("minweight", self.minweight >= 0, ">= 0"),
             ("n_jobs", self.n_jobs is None or self.n_jobs >= 1, ">= 1 or None (all cores)"),
             ("ot_radius", self.ot_radius > 0, "> 0"),
+            ("ot_candidates", self.ot_candidates >= 0, ">= 0 (0: exact VP-tree search)"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -111,7 +114,8 @@ class NegWeights(EventTransform):
         w, var, cells = resample_table(
             tab.offs, tab.data, metric, param, w0, variations, seeds=self.seeds,
             max_cell_size=math.inf if self.max_cell_size is None else float(self.max_cell_size),
-            cell_mean=self.cell_mean, n_jobs=self.n_jobs, tree_seed=self.seed, timings=t)
+            cell_mean=self.cell_mean, n_jobs=self.n_jobs, tree_seed=self.seed,
+            candidates=self.ot_candidates if self.method == "ot" else 0, timings=t)
         w, var, info = partial_unweight(w, var, float(self.minweight), self.seed)
         _restore_sum(w, w0)
         return w, var, cells, info
