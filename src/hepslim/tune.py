@@ -208,7 +208,7 @@ class TuneResult:
         name = name or f"{self.base_spec}_tuned"
         groups: dict[str, list[BranchTune]] = {}
         for b in self.branches:
-            if b.tuned_codecs != b.base_codecs and b.status in ("tuned", "backed-off"):
+            if b.tuned_codecs != b.base_codecs:
                 groups.setdefault(json.dumps(b.tuned_codecs, sort_keys=True), []).append(b)
         lines = [f"# Tuned by `hepslim tune` on {Path(self.path).name}: {self.n_search} search events, "
                  f"{self.n_held_back} held-back events (seed {self.seed}).",
@@ -747,3 +747,47 @@ def _complete_pipeline(codecs: Sequence[Mapping[str, Any]], dtype: np.dtype, con
         p.write_text(text, encoding="utf-8")
         spec = load_spec(str(p))
     return resolve(spec, "x", dtype, container=container)
+
+
+def evaluate(path: str | os.PathLike[str] | Input, spec: Any, *, events: np.ndarray | None = None,
+             container: str = "zarr", seed: int = 0, max_events: int | None = None,
+             tree: str | None = None) -> dict[str, Any]:
+    """What ``spec`` does to a sample: bytes/event of every branch it stores (pipelines completed for
+    ``container``, measured on all events read) and validation of its transparent-mode values on ``events``
+    (default: the held-back half of :func:`split_events`) with validate's observables and classifier
+    benchmarks. Dropped and derived branches cost 0 bytes and are left out of the comparison.
+
+    Used by ``benchmarks/bench_survey_tune.py`` to put the CMS production precisions, a shipped spec and a
+    tuned spec side by side.
+    """
+    from hepslim.pipeline import Pipeline
+    from hepslim.policy import is_counter_name, is_index_name, load_spec, resolve
+
+    s = load_spec(spec)
+    inp = path if isinstance(path, Input) else read_input(path, tree=tree, max_events=max_events)
+    cols = inp.columns
+    n = max(inp.n_read, 1)
+    if events is None:
+        events = split_events(inp.n_read, seed)[1]
+    owner = {"_mask_" + k: _value_mask(c, events) for k, c in cols.items() if c.counts is not None}
+    total = 0.0
+    per: dict[str, float] = {}
+    over: dict[str, np.ndarray] = {}
+    kept: list[str] = []
+    for nm, c in cols.items():
+        if s.is_dropped(nm) or s.derived_for(nm) is not None:
+            continue
+        kept.append(nm) if c.values.dtype.kind in "biuf" else None
+        role = "counter" if is_counter_name(nm) else "index" if is_index_name(nm) else "values"
+        pipe: Pipeline = resolve(s, nm, c.values.dtype, role=role, container=container)
+        size = len(pipe.encode(c.values)) / n if c.values.size else 0.0
+        per[nm] = size
+        total += size
+        if c.values.dtype.kind == "f" and not pipe.lossless:
+            over[nm] = pipe.apply_values(_subset(c, events, owner))
+    orig = _awkward(cols, kept, events, owner)
+    comp = _awkward(cols, kept, events, owner, over)
+    rep = _collection_check(orig, comp, seed + 1)
+    return {"spec": s.name, "bytes_per_event": total, "branch_bytes_per_event": per, "verdict": rep["verdict"],
+            "observables_flagged": rep["observables"]["flagged"], "classifier_flagged": rep["classifier"]["flagged"],
+            "n_events_validated": int(len(events)), "n_lossy_branches": len(over)}
