@@ -77,7 +77,8 @@ def measure(path: str, spec: str, tree: str | None = None, container: str = "zar
         counts = np.asarray(ak.num(a, axis=1), dtype=np.int64) if r.jagged else None
         raw = values.tobytes() + (counts.astype(np.int32).tobytes() if counts is not None else b"")
         raw_bytes += len(raw)
-        rec = {"lzma9": _lzma9(raw), "zstd9": _zstd9(raw), "n": values.size, "action": r.action, "rule": r.rule,
+        rec = {"lzma9": _lzma9(raw), "zstd9": _zstd9(raw), "n": values.size, "action": r.action,
+               "rule": (r.rule or "container default") + (" [integers]" if values.dtype.kind in "biu" else ""),
                "codecs": [c["id"] for c in r.codecs], "worst": None}
         if r.action == "store":
             pipe = resolve(s, r.branch, values.dtype, role=r.role, container=container)
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", default="nanoaod")
     ap.add_argument("--tree")
     ap.add_argument("--by-collection", action="store_true", help="bytes per collection, largest first")
+    ap.add_argument("--by-rule", action="store_true", help="bytes per spec rule (integers separately)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     results = [measure(f, args.spec, args.tree) for f in args.files]
@@ -139,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['file'].split('/')[-1][:48]:<48} {ev:>6} {r['lzma9'] / ev:>9.1f} {r['zstd9'] / ev:>9.1f} "
               f"{r['spec'] / ev:>9.1f} {r['ratio_vs_lzma9']:>7.2f}x {r['ratio_vs_zstd9']:>7.2f}x "
               f"{'-' if w is None else f'{w:.3f}':>11}")
+        if args.by_rule:
+            agg: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+            for v in r["per_branch"].values():
+                a = agg[v["rule"]]
+                a[0] += v["lzma9"]
+                a[1] += v["spec"]
+                a[2] += 1
+            for lab, (lz, sp, nb) in sorted(agg.items(), key=lambda kv: -kv[1][0])[:20]:
+                print(f"    {lab[:60]:<60} {nb:>4} br  LZMA-9 {lz / ev:>8.1f} B/ev  spec {sp / ev:>8.1f} B/ev  "
+                      f"{lz / max(sp, 1):>5.2f}x")
         if args.by_collection:
             col: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
             for name, v in r["per_branch"].items():
