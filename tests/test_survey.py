@@ -195,3 +195,19 @@ def test_real_rntuple_subset() -> None:
     assert rep.kind == "root-rntuple"
     assert {b.name for b in rep.branches} == {"Jet_pt", "Jet_eta", "nJet", "MET_pt"}
     assert rep.branch("Jet_pt").effective_bits == 10 and rep.branch("Jet_pt").stored_estimated
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "parquet"])
+def test_hepslim_written_containers(planted: Path, tmp_path: Path, fmt: str) -> None:
+    """A file hepslim wrote is read through hepslim.open, with per-branch sizes from hepslim.io.inspect."""
+    pytest.importorskip("zarr" if fmt == "zarr" else "pyarrow")
+    import hepslim
+
+    out = tmp_path / f"planted.{fmt}"
+    hepslim.compress(planted, out, spec="lossless", format=fmt)
+    rep = survey(out)
+    assert rep.kind == "hepslim" and rep.n_events == N
+    assert rep.branch("MET_ptCopy").duplicate_of == "MET_pt"
+    assert rep.branch("Jet_etaRounded").effective_bits == 10  # lossless: the precision survives
+    assert rep.branch("MET_pt").stored_bytes_per_event is not None
+    assert rep.branch("MET_pt").stored_bytes_per_event > 0

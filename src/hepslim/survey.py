@@ -140,13 +140,27 @@ def read_input(path: str | os.PathLike[str], *, tree: str | None = None, branche
     if not os.path.exists(p):
         raise FormatError(f"{p}: no such file")
     want = set(branches) if branches is not None else None
-    if p.endswith((".parquet", ".pq")):
-        return _read_parquet(p, want, max_events)
+    if os.path.isdir(p):  # a Zarr store
+        return _read_hepslim(p, want, max_events)
     with open(p, "rb") as fh:
         head = fh.read(4)
-    if head == b"root":
+    if p.endswith((".parquet", ".pq")) and not _hepslim_written(p):
+        return _read_parquet(p, want, max_events)
+    if head == b"root" and not _hepslim_written(p):
         return _read_root(p, tree, want, max_events)
     return _read_hepslim(p, want, max_events)
+
+
+def _hepslim_written(path: str) -> bool:
+    """Whether ``path`` carries hepslim metadata (read it through ``hepslim.open`` then: derived branches
+    come back and checksums are verified); False when the I/O layer is unavailable."""
+    try:
+        from hepslim.io import select_format
+
+        adapter = select_format(path, None, "r")
+        return bool(adapter.metadata(path, tree=None))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - any failure means: read it as a plain file
+        return False
 
 
 def _read_root(path: str, tree: str | None, want: set[str] | None, max_events: int | None) -> Input:
@@ -281,6 +295,14 @@ def _read_hepslim(path: str, want: set[str] | None, max_events: int | None) -> I
     except ImportError:
         raise FormatError(f"{path}: not a ROOT or Parquet file, and hepslim.open is not available") from None
     arr = hs_open(path, branches=sorted(want) if want is not None else None)
+    sizes: dict[str, tuple[float, float]] = {}
+    try:
+        from hepslim.io import inspect
+
+        for r in inspect(path)["branches"]:
+            sizes[r["name"]] = (float(r["bytes"]), float(r["raw_bytes"]))
+    except Exception:  # noqa: BLE001 - sizes are optional: the survey still measures everything else
+        pass
     n_events = len(arr)
     stop = n_events if max_events is None else min(n_events, int(max_events))
     arr = arr[:stop]
@@ -291,7 +313,8 @@ def _read_hepslim(path: str, want: set[str] | None, max_events: int | None) -> I
         if split is None:
             skipped[fld] = "not a numeric (jagged) leaf"
             continue
-        cols[fld] = Column(fld, split[0], split[1])
+        st = sizes.get(fld)
+        cols[fld] = Column(fld, split[0], split[1], st[0] if st else None, st[1] if st else None)
     size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if os.path.isdir(path) \
         else os.path.getsize(path)
     return Input(path, None, "hepslim", n_events, stop, size, None, cols, skipped)
