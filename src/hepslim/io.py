@@ -148,9 +148,13 @@ def write(
         events = ak.zip(dict(events), depth_limit=1)
     if isinstance(events, ak.Array):
         arr = events
-        factory: Callable[[], Iterator[Any]] | None = lambda: L.iter_chunks(arr, step_size)  # noqa: E731
+
+        def chunks() -> Iterator[Any]:
+            return L.iter_chunks(arr, step_size)
+
+        factory: Callable[[], Iterator[Any]] | None = chunks
         total: int | None = len(arr)
-        first_iter = factory()
+        first_iter = chunks()
     else:
         factory, total, first_iter = None, None, iter(events)
     return _write(first_iter, factory, path, spec=spec, format=format, mode=mode, force=force, tree=tree,
@@ -196,10 +200,11 @@ def compress(
     def factory() -> Iterator[Any]:
         return reader.iterate(str(src_p), branches=branches, step_size=step_size, tree=tree)  # type: ignore[attr-defined]
 
-    source = {
+    in_bytes = L.path_size(src_p)
+    source: dict[str, Any] = {
         "path": src_p.name,
         "format": reader.format_id,
-        "bytes": L.path_size(src_p),
+        "bytes": in_bytes,
         "tree": tree,
     }
     out_tree = tree or "Events"
@@ -208,7 +213,7 @@ def compress(
     report = _write(factory(), factory, dst_p, spec=the_spec, format=format, mode=mode, force=force,
                     tree=out_tree, total=total, progress=progress, source=source)
     report.input = str(src_p)
-    report.input_bytes = source["bytes"]
+    report.input_bytes = in_bytes
     return report
 
 
@@ -343,7 +348,9 @@ def _plan_derived(plan: L.WritePlan, factory: Callable[[], Iterator[Any]] | None
                 continue
             r_b = L.describe_layout(d.name, res.layout)
             r_off, r = L.split(res.layout, r_b)
-            if (o_off is None) != (r_off is None) or (o_off is not None and not np.array_equal(o_off, r_off)):
+            if (o_off is None) != (r_off is None) or (
+                o_off is not None and r_off is not None and not np.array_equal(o_off, r_off)
+            ):
                 failed[d.name] = "jagged structure differs from the stored branch"
                 continue
             r = r.astype(np.float64)

@@ -187,11 +187,11 @@ def crc(offsets: np.ndarray | None, data: np.ndarray) -> int:
     value = 0
     if offsets is not None:
         counts = np.diff(np.asarray(offsets, dtype=np.int64)).astype("<i8", copy=False)
-        value = zlib.crc32(np.ascontiguousarray(counts), value)
+        value = zlib.crc32(np.ascontiguousarray(counts).data, value)
     d = np.ascontiguousarray(data)
     if d.dtype.byteorder == ">":
         d = d.astype(d.dtype.newbyteorder("<"))
-    return zlib.crc32(d.view(np.uint8) if d.size else b"", value)
+    return zlib.crc32(d.reshape(-1).view(np.uint8).data if d.size else b"", value)
 
 
 def raw_nbytes(offsets: np.ndarray | None, data: np.ndarray) -> int:

@@ -260,6 +260,11 @@ class RootFormat(FormatAdapter):
         return out
 
 
+def _offsets(p: L.Prepared) -> np.ndarray:
+    assert p.offsets is not None
+    return p.offsets
+
+
 class _Cached:
     """An uproot file whose ``f[name]`` objects are remembered."""
 
@@ -314,7 +319,7 @@ class RootWriter:
             if counter is None or x in names:
                 continue
             cnt = prepared[counter].data
-            ok = [m for m in members if np.array_equal(np.diff(prepared[m].offsets), cnt)]  # type: ignore[arg-type]
+            ok = [m for m in members if np.array_equal(np.diff(_offsets(prepared[m])), cnt)]
             if ok and len(ok) == len(members):
                 self.groups[x] = ok
                 self.group_counter[x] = counter
@@ -338,7 +343,7 @@ class RootWriter:
             fields = {}
             for m in members:
                 p = prepared[m]
-                if not np.array_equal(np.diff(p.offsets), cnt):  # type: ignore[arg-type]
+                if not np.array_equal(np.diff(_offsets(p)), cnt):
                     raise FormatError(
                         f"counter {self.group_counter[x]!r} disagrees with the length of {m!r} in a later chunk"
                     )

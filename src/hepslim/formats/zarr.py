@@ -73,7 +73,7 @@ class HepslimPipelineCodec(_codec_base()):  # type: ignore[misc]
         from zarr.core.common import parse_named_configuration
 
         _, cfg = parse_named_configuration(data, CODEC_NAME)
-        return cls(codecs=cfg["codecs"])
+        return cls(codecs=cfg["codecs"])  # type: ignore[arg-type, index]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": CODEC_NAME, "configuration": {"codecs": self.codecs}}
@@ -359,7 +359,8 @@ class ZarrWriter:
         shuffle = "shuffle" if dtype.itemsize > 1 else "bitshuffle"
         return {
             "serializer": BytesCodec(),
-            "compressors": [BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=dtype.itemsize),
+            "compressors": [BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle,  # type: ignore[arg-type]
+                                       typesize=dtype.itemsize),
                             Crc32cCodec()],
             "filters": None,
         }
