@@ -209,7 +209,7 @@ def test_inspect_sums(tmp_path):
     assert 0 < total <= info["file_bytes"]
     assert sum(c["bytes"] for c in info["collections"]) == total
     jet = next(c for c in info["collections"] if c["name"] == "Jet")
-    assert jet["branches"] == 6  # Jet_Px Py Pz E btag ID (NJet is counted apart: capital N)
+    assert jet["branches"] == 7  # NJet and Jet_Px Py Pz E btag ID
     px = next(b for b in info["branches"] if b["name"] == "Jet_Px")
     assert px["codec"].startswith("mantissa") and px["ratio"] > 1
     plain = inspect(data_file(HZZ))

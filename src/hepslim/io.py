@@ -405,6 +405,13 @@ def _codec_label(configs: list[dict[str, Any]] | None) -> str:
     return "+".join(parts)
 
 
+def _collection(name: str) -> str:
+    """``Jet`` for ``Jet_pt``, ``nJet`` and ``nJet_pt`` (a counter belongs to what it counts)."""
+    if len(name) > 1 and name[0] in "nN" and name[1].isupper():
+        name = name[1:]
+    return name.split("_", 1)[0]
+
+
 def inspect(path: PathLike, *, tree: str | None = None, format: str | None = None) -> dict[str, Any]:
     """Per-branch and per-collection bytes, bytes/event, codec and ratio (uncompressed / stored)."""
     adapter = select_format(path, format, "r")
@@ -427,10 +434,9 @@ def inspect(path: PathLike, *, tree: str | None = None, format: str | None = Non
                 codec = f"{codec} [transparent]"
         else:
             codec = "-"
-        b = L.Branch(name, np.dtype("f4"), False)
         rows.append({
             "name": name,
-            "collection": b.collection if not name.startswith("n") else name[1:] if name[1:2].isupper() else b.collection,
+            "collection": _collection(name),
             "bytes": int(stored),
             "bytes_per_event": stored / n if n else 0.0,
             "raw_bytes": int(raw),
