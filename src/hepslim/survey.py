@@ -246,7 +246,7 @@ def _estimate_root_bytes(values: np.ndarray, counts: np.ndarray | None, comp: An
     raw = values.astype(values.dtype.newbyteorder(">")).tobytes()
     if counts is not None:
         raw += np.cumsum(counts, dtype=np.int64).astype(">i4").tobytes()
-    if comp is not None and getattr(comp, "level", 0):
+    if comp is not None and int(getattr(comp, "level", 0) or 0) > 0:
         import uproot
 
         stored = len(uproot.compression.compress(raw, comp))
@@ -584,7 +584,7 @@ def _kinematic_relations(cols: Mapping[str, Column], candidates: Iterable[str],
             if ct.values.dtype.kind != "f" or any(
                     cols[i].values.size != ct.values.size  # type: ignore[index]
                     or (cols[i].counts is None) != (ct.counts is None)  # type: ignore[index]
-                    or (ct.counts is not None and not np.array_equal(cols[i].counts, ct.counts))  # type: ignore[index]
+                    or (ct.counts is not None and not np.array_equal(cols[i].counts, ct.counts))  # type: ignore[index, arg-type]
                     for i in ins):
                 continue
             if ct.values.size == 0:
@@ -991,15 +991,16 @@ def survey(path: str | os.PathLike[str] | Input, *, tree: str | None = None, bra
             suggestion, sugg = f"derive: {rel[n].describe()}", 0.0
         else:
             kind = "f" if dt.kind == "f" else "i"
-            best_name, best = None, math.inf
+            best_name: str | None = None
+            best = math.inf
             for cname, cfg in _LOSSLESS_CANDIDATES[kind]:
                 size = _encoded_size(v, cfg)
                 if size is not None and size < best:
                     best_name, best, sugg_codecs = cname, size, cfg
             if "pre-rounded" in flags:
-                k = max(1, int(eff[n] or 1))
-                sugg_codecs = [{"id": "mantissa", "keepbits": k}, *(sugg_codecs or [])]
-                best_name = f"mantissa{k} (lossless here)+{best_name}"
+                kb = max(1, int(eff[n] or 1))
+                sugg_codecs = [{"id": "mantissa", "keepbits": kb}, *(sugg_codecs or [])]
+                best_name = f"mantissa{kb} (lossless here)+{best_name}"
             sugg = best / n_read if math.isfinite(best) else (hs or 0.0)
             suggestion = f"keep: {best_name}"
             if n in rel:
@@ -1020,18 +1021,18 @@ def survey(path: str | os.PathLike[str] | Input, *, tree: str | None = None, bra
         b.share = (b.stored_bytes_per_event or 0.0) / total_stored
     colls: dict[str, dict[str, Any]] = {}
     for b in rows:
-        c = colls.setdefault(b.collection, {"collection": b.collection, "branches": 0, "stored_bytes_per_event": 0.0,
+        cs = colls.setdefault(b.collection, {"collection": b.collection, "branches": 0, "stored_bytes_per_event": 0.0,
                                             "hepslim_bytes_per_event": 0.0, "suggested_bytes_per_event": 0.0,
                                             "saving_bytes_per_event": 0.0, "flags": {}})
-        c["branches"] += 1
-        c["stored_bytes_per_event"] += b.stored_bytes_per_event or 0.0
-        c["hepslim_bytes_per_event"] += b.hepslim_bytes_per_event or 0.0
-        c["suggested_bytes_per_event"] += b.suggested_bytes_per_event
-        c["saving_bytes_per_event"] += b.saving_bytes_per_event
+        cs["branches"] += 1
+        cs["stored_bytes_per_event"] += b.stored_bytes_per_event or 0.0
+        cs["hepslim_bytes_per_event"] += b.hepslim_bytes_per_event or 0.0
+        cs["suggested_bytes_per_event"] += b.suggested_bytes_per_event
+        cs["saving_bytes_per_event"] += b.saving_bytes_per_event
         for f in b.flags:
-            c["flags"][f] = c["flags"].get(f, 0) + 1
-    for c in colls.values():
-        c["share"] = c["stored_bytes_per_event"] / total_stored
+            cs["flags"][f] = cs["flags"].get(f, 0) + 1
+    for cs in colls.values():
+        cs["share"] = cs["stored_bytes_per_event"] / total_stored
     collections = sorted(colls.values(), key=lambda c: -c["stored_bytes_per_event"])
     return SurveyReport(inp.path, inp.tree, inp.kind, inp.n_events, inp.n_read, inp.file_bytes, inp.compression,
                         spec_obj.name, container, rows, collections, inp.skipped)

@@ -366,13 +366,13 @@ def _paired_check(x: np.ndarray, y: np.ndarray, margin: float, resolution: Resol
         return bool(ok), st
     n = int(fin.sum())
     nbins = int(min(200, max(40, n // 100)))
-    r = compare_distributions(xo[fin], yo[fin], np.random.default_rng(seed), nbins=nbins)
-    chi2 = r["chi2_ndf"] * r.get("ndf", 1)
-    ndf = r.get("ndf", 1)
+    cd = compare_distributions(xo[fin], yo[fin], np.random.default_rng(seed), nbins=nbins)
+    chi2 = cd["chi2_ndf"] * cd.get("ndf", 1)
+    ndf = cd.get("ndf", 1)
     ks_crit = _KS_C * math.sqrt(2.0 / max(n, 1))
-    st.update(chi2=chi2, ndf=ndf, chi2_allowed=margin * 2 * math.sqrt(2 * ndf), ks=r["ks"],
-              ks_allowed=margin * ks_crit, n=n, chi2_p=r["chi2_p"], ks_p=r["ks_p"])
-    ok &= chi2 <= st["chi2_allowed"] and r["ks"] <= st["ks_allowed"]
+    st.update(chi2=chi2, ndf=ndf, chi2_allowed=margin * 2 * math.sqrt(2 * ndf), ks=cd["ks"],
+              ks_allowed=margin * ks_crit, n=n, chi2_p=cd["chi2_p"], ks_p=cd["ks_p"])
+    ok &= chi2 <= st["chi2_allowed"] and cd["ks"] <= st["ks_allowed"]
     return bool(ok), st
 
 
@@ -525,7 +525,8 @@ def tune(path: str | os.PathLike[str] | Input, spec: Any = "lossless", *, target
         c = cols[nm]
         x = _subset(c, events, events_owner)
         y = Pipeline.from_configs(codecs).apply_values(x)
-        res = Resolution(**results[nm].resolution) if results[nm].resolution else None
+        rd = results[nm].resolution
+        res = Resolution(**rd) if rd else None
         ok, st = _paired_check(x, y, m, res, resolution_fraction, seed)
         return ok, st, y
 
