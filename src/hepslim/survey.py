@@ -464,7 +464,7 @@ def _rel_error(y: np.ndarray, f: np.ndarray) -> float:
 
 
 def _linear_relations(cols: Mapping[str, Column], candidates: Sequence[str], eff: Mapping[str, int | None],
-                      *, max_values: int = 20000, min_values: int = 10,
+                      *, max_values: int = 4096, min_values: int = 10,
                       min_distinct: int = 8) -> dict[str, Relation]:
     """Branches equal to ``a*x + b`` of an earlier branch with the same structure.
 
