@@ -4,8 +4,7 @@ Synthetic Z(->ee)+jet NLO-like events (hepslim.plugins.negweights.synthetic.gene
 weights). Every (method, n) runs in its own process so the peak RSS is that run's; numba kernels are
 compiled (cached) by a small warm-up run first, so the figures exclude JIT time.
 
-    python benchmarks/bench_negweights.py                       # 1e4, 1e5, 1e6 cells; ot up to 1e5
-    python benchmarks/bench_negweights.py --sizes 10000,100000 --methods cells,ot --scan
+    python benchmarks/bench_negweights.py --scan   # 1e4, 1e5, 1e6 cells and ot; ot-exact up to 1e5
 """
 
 from __future__ import annotations
@@ -56,7 +55,8 @@ def one(method: str, n: int, cap: float | None, jobs: int | None, bias: bool) ->
     from hepslim.plugins.negweights.diagnostics import weight_stats
     from hepslim.plugins.negweights.transform import NegWeights
 
-    tr = NegWeights(method=method, max_cell_size=cap, n_jobs=jobs, jet_ptmin=0.0)
+    base, cand = ("ot", 0) if method == "ot-exact" else (method, 32)
+    tr = NegWeights(method=base, max_cell_size=cap, n_jobs=jobs, jet_ptmin=0.0, ot_candidates=cand)
     fpw, ww, vw = _sample(2000, seed=99)
     tr.reweight(fpw, ww, vw)  # JIT warm-up (cached kernels load here)
     fp, w0, var0 = _sample(n)
@@ -98,23 +98,23 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
-    ap.add_argument("--methods", default="cells,ot")
-    ap.add_argument("--ot-max", type=int, default=100_000, help="largest n for --method ot")
+    ap.add_argument("--methods", default="cells,ot,ot-exact", help="cells, ot (32 pre-selected EMD candidates), ot-exact (VP-tree)")
+    ap.add_argument("--exact-max", type=int, default=100_000, help="largest n for ot-exact")
     ap.add_argument("--scan", action="store_true", help="max-cell-size scan at n=1e5 (cells)")
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write all rows to this file")
     args = ap.parse_args()
     rows = []
     print(f"# {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
-    hdr = f"{'method':<6} {'n':>8} {'s':>8} {'ev/s':>9} {'RSS MB':>7} {'r_neg before->after':>22} {'Neff x':>7} {'cells':>7}"
+    hdr = f"{'method':<8} {'n':>8} {'s':>8} {'ev/s':>9} {'RSS MB':>7} {'r_neg before->after':>22} {'Neff x':>7} {'cells':>7}"
     print(hdr, flush=True)
     for method in args.methods.split(","):
         for n in (int(float(x)) for x in args.sizes.split(",")):
-            if method == "ot" and n > args.ot_max:
+            if method == "ot-exact" and n > args.exact_max:
                 continue
             r = _spawn(method, n, None, args.jobs, bias=n <= 100_000)
             rows.append(r)
-            print(f"{method:<6} {n:>8} {r['seconds']:>8.1f} {r['events_per_s']:>9.0f} {r['peak_rss_mb']:>7.0f} "
+            print(f"{method:<8} {n:>8} {r['seconds']:>8.1f} {r['events_per_s']:>9.0f} {r['peak_rss_mb']:>7.0f} "
                   f"{r['r_neg_before']:>10.4f} -> {r['r_neg_after']:<9.2e} {r['n_eff_gain']:>7.3f} {r['n_cells']:>7}",
                   flush=True)
         ns = [r["n"] for r in rows if r["method"] == method and r["max_cell_size"] is None]

@@ -269,6 +269,8 @@ def _cmd_resample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objects", choices=("auto", "lhe", "gen"), default="auto",
                    help="NanoAOD: LHEPart_* or GenJet/GenDressedLepton (default: LHEPart if present)")
     p.add_argument("--drop-zero", action="store_true", help="remove events whose weight became 0")
+    p.add_argument("--spec", default=None,
+                   help="write a hepslim container with this spec (name or YAML); .zarr outputs always are")
     p.add_argument("--no-classifier", action="store_true", help="skip the classifier AUC")
     p.add_argument("--report", default=None, metavar="DIR", help="write report.json and plots here")
     p.add_argument("--json", action="store_true", help="machine-readable report")
@@ -284,7 +286,8 @@ def _cmd_resample(sub: argparse._SubParsersAction) -> None:
             seed=args.seed, n_jobs=args.jobs, ot_radius=args.ot_radius, ot_candidates=args.ot_candidates,
         )
         rep = resample(args.inputs, args.output, transform=tr, drop_zero=args.drop_zero,
-                       objects=args.objects, report_dir=args.report, classifier=not args.no_classifier)
+                       objects=args.objects, report_dir=args.report, classifier=not args.no_classifier,
+                       spec=args.spec)
         if args.json:
             _print_json(rep.to_dict())
             return 0

@@ -34,7 +34,9 @@ def kind_of(path: str | os.PathLike[str]) -> str:
         return "root"
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
-    raise FormatError(f"{path}: unknown input type (expected .lhe, .lhe.gz, .root or .parquet)")
+    if name.rstrip("/").endswith(".zarr"):
+        return "zarr"
+    raise FormatError(f"{path}: unknown file type (expected .lhe, .lhe.gz, .root, .parquet or .zarr)")
 
 
 @dataclass
@@ -111,7 +113,6 @@ def _pt_eta_phi_m(pt: Any, eta: Any, phi: Any, m: Any, pid: Any) -> Any:
 
 def read_root(path: Path, objects: str = "auto", tree: str = "Events") -> tuple[Any, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     """NanoAOD-like ROOT: (particles, genWeight, absolute variations, every Events array)."""
-    import awkward as ak
     import uproot
 
     with uproot.open(path) as f:
@@ -120,6 +121,22 @@ def read_root(path: Path, objects: str = "auto", tree: str = "Events") -> tuple[
         t = f[tree]
         names = [k for k in t.keys() if not isinstance(t[k].interpretation, uproot.AsGrouped)]
         arrays = t.arrays(names, library="ak", how=dict)
+    return nano_from_arrays(path, arrays, objects)
+
+
+def read_container(path: Path, objects: str = "auto") -> tuple[Any, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """A NanoAOD-like hepslim container (any format hepslim.io reads, packed or transparent)."""
+    from hepslim import io as hio
+
+    ev = hio.open(path)
+    return nano_from_arrays(path, {f: ev[f] for f in ev.fields}, objects)
+
+
+def nano_from_arrays(path: Any, arrays: dict[str, Any], objects: str = "auto") -> tuple[
+        Any, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """Particles, genWeight and absolute variations from NanoAOD-style branches."""
+    import awkward as ak
+
     if "genWeight" not in arrays:
         raise FormatError(f"{path}: no genWeight branch (not a generator-level NanoAOD file)")
     w = np.asarray(arrays["genWeight"], dtype=np.float64)
@@ -172,6 +189,13 @@ def read_root(path: Path, objects: str = "auto", tree: str = "Events") -> tuple[
     return parts, w, variations, arrays
 
 
+def _is_event_records(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    return "weight" in names and "particles" in names
+
+
 def read_parquet(path: Path) -> tuple[Any, np.ndarray, dict[str, np.ndarray], Any]:
     """Parquet in the :func:`~hepslim.plugins.negweights.synthetic.generate_nlo` layout."""
     import awkward as ak
@@ -217,8 +241,11 @@ def read_inputs(paths: list[str | os.PathLike[str]], *, objects: str = "auto") -
             parts, w, var, payload = read_lhe(path)
         elif kind == "root":
             parts, w, var, payload = read_root(path, objects)
-        else:
+        elif kind == "parquet" and _is_event_records(path):
             parts, w, var, payload = read_parquet(path)
+        else:  # NanoAOD-like branches in a (hepslim) Parquet or Zarr container
+            kind = "root"
+            parts, w, var, payload = read_container(path, objects)
         parts_l.append(parts)
         w_l.append(w)
         var_l.append(var)
@@ -360,16 +387,59 @@ def _root_tree_dict(arrays: dict[str, Any]) -> dict[str, Any]:
 def write_root(sources: list[Source], output: Path, weights: np.ndarray, variations: dict[str, np.ndarray],
                keep: np.ndarray, names: list[str]) -> None:
     """Write the Events tree(s) of ROOT inputs (joined) with genWeight and LHE weights replaced."""
-    import awkward as ak
     import uproot
+
+    joined = nano_arrays_out(sources, weights, variations, keep)
+    tree = _root_tree_dict(joined)
+    tmp = _tmp_path(output)
+    try:
+        with uproot.recreate(tmp) as f:
+            data = {k: _as_writable(v) for k, v in tree.items()}
+            f.mktree("Events", data, counter_name=lambda counted: f"n{counted}",
+                     field_name=lambda outer, inner: f"{outer}_{inner}")
+            if sources[0].path.name.lower().endswith(".root"):
+                _copy_other_trees(sources[0].path, f)
+        os.replace(tmp, output)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def _copy_other_trees(src_path: Path, f: Any) -> None:
+    import uproot
+
+    with uproot.open(src_path) as src:
+        for name in src.keys(cycle=False):
+            obj = src[name]
+            if name == "Events" or not isinstance(obj, uproot.TTree):
+                continue
+            try:
+                f[name] = {k: obj[k].array(library="ak") for k in obj.keys()}
+            except Exception as exc:  # noqa: BLE001 - auxiliary trees are best effort
+                warnings.warn(f"tree {name!r} not copied: {exc}", stacklevel=3)
+
+
+def nano_arrays_out(sources: list[Source], weights: np.ndarray, variations: dict[str, np.ndarray],
+                    keep: np.ndarray) -> dict[str, Any]:
+    """The NanoAOD-style branches of the inputs (joined) with genWeight and the LHE weights replaced."""
+    import awkward as ak
 
     pieces = []
     for s in sources:
-        if s.kind != "root":
-            raise FormatError(f"ROOT output needs ROOT inputs; {s.path} is {s.kind} (write .parquet or .lhe)")
-        arrays = dict(s.payload)
+        if s.kind == "lhe" or s.kind == "parquet":
+            arrays = _lhe_like_branches(s)
+        else:
+            arrays = dict(s.payload)
         sl = slice(s.start, s.stop)
         arrays["genWeight"] = weights[sl].astype(np.asarray(arrays["genWeight"]).dtype)
+        if s.kind in ("lhe", "parquet"):
+            for k, v in variations.items():
+                name = f"LHEWeight_{k}" if s.kind == "lhe" else f"LHEWeight_variations{k[len('variations['):-1]}"
+                arrays[name] = v[sl]
+            m = keep[sl]
+            pieces.append({k: v[m] for k, v in arrays.items()} if not m.all() else arrays)
+            continue
         base_new = variations.get("LHEWeight_originalXWGTUP", weights)[sl]
         for k, v in variations.items():
             if k.startswith("LHEWeight_"):
@@ -388,30 +458,40 @@ def write_root(sources: list[Source], output: Path, weights: np.ndarray, variati
         pieces.append(arrays)
     if len(pieces) > 1:
         keys = list(pieces[0])
-        joined = {k: ak.concatenate([p[k] for p in pieces]) for k in keys}
+        return {k: ak.concatenate([p[k] for p in pieces]) for k in keys}
+    return pieces[0]
+
+
+def _lhe_like_branches(s: Source) -> dict[str, Any]:
+    """LHE or generator-layout events as NanoAOD-style branches: LHEPart_*, genWeight, LHEWeight_<id>."""
+    import awkward as ak
+
+    ev = s.payload
+    if s.kind == "lhe":
+        p = ev.particles
+        px, py, pz, e = p.vector.px, p.vector.py, p.vector.pz, p.vector.e
+        pid, status, m = p.id, p.status, p.m
+        w = ev.eventinfo.weight
+        var = {f"LHEWeight_{k}": ev.weights[k] for k in (ev.weights.fields if "weights" in ev.fields else [])}
     else:
-        joined = pieces[0]
-    tree = _root_tree_dict(joined)
-    tmp = _tmp_path(output)
-    try:
-        with uproot.recreate(tmp) as f:
-            data = {k: _as_writable(v) for k, v in tree.items()}
-            f.mktree("Events", data, counter_name=lambda counted: f"n{counted}",
-                     field_name=lambda outer, inner: f"{outer}_{inner}")
-            with uproot.open(sources[0].path) as src:
-                for name in src.keys(cycle=False):
-                    obj = src[name]
-                    if name == "Events" or not isinstance(obj, uproot.TTree):
-                        continue
-                    try:
-                        f[name] = {k: obj[k].array(library="ak") for k in obj.keys()}
-                    except Exception as exc:  # noqa: BLE001 - auxiliary trees are best effort
-                        warnings.warn(f"tree {name!r} not copied: {exc}", stacklevel=2)
-        os.replace(tmp, output)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+        p = ev.particles
+        px, py, pz, e, pid = p.px, p.py, p.pz, p.e, p.pid
+        status = p.status if "status" in p.fields else ak.ones_like(pid)
+        m = p.m if "m" in p.fields else np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0))
+        w = ev.weight
+        var = {}
+        if "variations" in ev.fields:
+            reg = np.asarray(ak.to_numpy(ev.variations)).reshape(len(ev), -1)
+            var = {f"LHEWeight_variations{j}": reg[:, j] for j in range(reg.shape[1])}
+    pt = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(pz / pt)
+    eta = ak.where(pt > 0, eta, ak.where(pz >= 0, 1e4, -1e4))
+    out = {"LHEPart_pt": pt, "LHEPart_eta": eta, "LHEPart_phi": np.arctan2(py, px), "LHEPart_mass": m,
+           "LHEPart_pdgId": pid, "LHEPart_status": status, "genWeight": np.asarray(w, dtype=np.float64),
+           "nLHEPart": np.asarray(ak.num(pid), dtype=np.uint32)}
+    out.update({k: np.asarray(v, dtype=np.float64) for k, v in var.items()})
+    return out
 
 
 def _as_writable(v: Any) -> Any:

@@ -234,11 +234,14 @@ def _default_output_path(output: Path, src: Path, many: bool) -> Path:
 def resample(inputs: str | os.PathLike[str] | list[str | os.PathLike[str]], output: str | os.PathLike[str] | None = None,
              *, transform: NegWeights | None = None, drop_zero: bool = False, objects: str = "auto",
              report_dir: str | os.PathLike[str] | None = None, diagnostics: bool = True,
-             classifier: bool = True, **options: Any) -> Report:
+             classifier: bool = True, spec: Any = None, **options: Any) -> Report:
     """Resample the weights of one or more files jointly and write them to ``output``.
 
-    ``output``: a file (.lhe/.lhe.gz from LHE inputs, .root from ROOT inputs, .parquet from any) that
-    receives all inputs joined, or an existing directory that receives one file per input (same name).
+    ``output``: a file (.lhe/.lhe.gz from LHE inputs, .root or .parquet from any, .zarr) that receives all
+    inputs joined, or an existing directory that receives one file per input (same name). With ``spec``
+    (or a .zarr output) the events go through ``hepslim.io.write`` as a hepslim container, NanoAOD-style
+    (LHE inputs become ``LHEPart_*``, ``genWeight``, ``LHEWeight_<id>``). Inputs may be LHE, NanoAOD-like
+    ROOT, generator-layout Parquet, or NanoAOD-like hepslim containers (read with ``hepslim.io.open``).
     ``None`` computes the report only. ``options`` are :class:`NegWeights` fields (``method="ot"``...).
     Inputs are never overwritten.
 
@@ -268,7 +271,7 @@ def resample(inputs: str | os.PathLike[str] | list[str | os.PathLike[str]], outp
     n_written = None
     if output is not None:
         t0 = time.perf_counter()
-        n_written = _write(sample, Path(output), w1, var1, keep)
+        n_written = _write(sample, Path(output), w1, var1, keep, spec)
         timings["write_s"] = time.perf_counter() - t0
     rep = Report(inputs=[str(p) for p in paths], output=None if output is None else str(output),
                  n_unweighted=int(info.get("n_unweighted", 0)), n_written=n_written, config=tr.get_config(),
@@ -291,13 +294,14 @@ def resample(inputs: str | os.PathLike[str] | list[str | os.PathLike[str]], outp
     return rep
 
 
-def _write(sample: Any, output: Path, w1: np.ndarray, var1: np.ndarray | None, keep: np.ndarray) -> int:
+def _write(sample: Any, output: Path, w1: np.ndarray, var1: np.ndarray | None, keep: np.ndarray,
+           spec: Any = None) -> int:
     from hepslim.plugins.negweights import io as nio
 
     resolved_inputs = {s.path.resolve() for s in sample.sources}
     names = sample.variation_names
     variations = {k: var1[:, j] for j, k in enumerate(names)} if var1 is not None else {}
-    if output.is_dir():
+    if output.is_dir() and not output.name.lower().endswith(".zarr"):
         groups = [([s], output / s.path.name) for s in sample.sources]
     else:
         groups = [(sample.sources, output)]
@@ -310,6 +314,10 @@ def _write(sample: Any, output: Path, w1: np.ndarray, var1: np.ndarray | None, k
                 raise FormatError(f"{out}: LHE output needs LHE inputs (write .parquet instead)")
             lo, hi = sources[0].start, sources[-1].stop
             nio.write_lhe(sources, out, w1[lo:hi], {k: v[lo:hi] for k, v in variations.items()}, keep[lo:hi])
+        elif spec is not None or kind == "zarr":
+            from hepslim import io as hio
+
+            hio.write(nio.nano_arrays_out(sources, w1, variations, keep), out, spec=spec, force=True)
         elif kind == "root":
             nio.write_root(sources, out, w1, variations, keep, names)
         else:
