@@ -421,6 +421,9 @@ def inspect(path: PathLike, *, tree: str | None = None, format: str | None = Non
     n = int(meta["num_entries"]) if meta else adapter.num_entries(p, tree=tree)  # type: ignore[attr-defined]
     names = list(meta["order"]) if meta else list(sizes) or adapter.branch_names(p, tree=tree)  # type: ignore[attr-defined]
     rows = []
+    plain_codec = "-"
+    if meta is None and hasattr(adapter, "file_codec"):
+        plain_codec = adapter.file_codec(p)
     derived = {d["name"] for d in meta.get("derived", [])} if meta else set()
     for name in names:
         rec = (meta or {}).get("branches", {}).get(name, {})
@@ -433,7 +436,7 @@ def inspect(path: PathLike, *, tree: str | None = None, format: str | None = Non
             if meta.get("mode") == "transparent" and meta.get("container") in ("root", "parquet", "zarr"):
                 codec = f"{codec} [transparent]"
         else:
-            codec = "-"
+            codec = plain_codec
         rows.append({
             "name": name,
             "collection": _collection(name),

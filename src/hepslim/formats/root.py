@@ -242,6 +242,12 @@ class RootFormat(FormatAdapter):
         return write(events, path, format=self.format_id, **options)
 
     # ------------------------------------------------------------------------------------------ inspect
+    def file_codec(self, path: str) -> str:
+        """The file's default compression as ROOT records it, e.g. ``ROOT LZMA-9``."""
+        code = int(self._file(str(path))._f.file.fCompress)
+        algo = {0: "ZLIB", 1: "ZLIB", 2: "LZMA", 4: "LZ4", 5: "ZSTD"}.get(code // 100, "?")
+        return f"ROOT {algo}-{code % 100}" if code else "ROOT none"
+
     def branch_bytes(self, path: str, *, tree: str | None = None) -> dict[str, tuple[int, int]]:
         """Branch -> (bytes on disk, uncompressed bytes), counters folded into their collection's."""
         f = self._file(str(path))
