@@ -10,6 +10,8 @@ neighbour missing from the Euclidean candidates is not seen (the exact alternati
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 
@@ -58,7 +60,7 @@ def rerank(queries, cand, offs, data, radius):
 
 
 def candidates(emb: np.ndarray, queries: np.ndarray, k: int, workers: int, offs: np.ndarray, data: np.ndarray,
-               radius: float, tree: object | None = None) -> tuple[np.ndarray, np.ndarray, object]:
+               radius: float, tree: Any = None) -> tuple[np.ndarray, np.ndarray, Any]:
     """(distances, indices) of the k best EMD candidates of each query (k-d tree pre-selection)."""
     from scipy.spatial import cKDTree
 

@@ -47,6 +47,12 @@ def seed_order(w: np.ndarray, strategy: str) -> np.ndarray:
     raise CodecParameterError(f"seeds must be one of {SEED_STRATEGIES}, got {strategy!r}")
 
 
+def _max_threads() -> int:
+    import numba
+
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+
+
 def _threads(n_jobs: int | None) -> int:
     if n_jobs is None or n_jobs <= 0:
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -88,7 +94,7 @@ def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float
     if candidates > 0:
         if metric != K.METRIC_EMD:
             raise CodecParameterError("candidate pre-selection is implemented for the EMD metric only")
-        numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(nthreads, _max_threads()))
         try:
             cells = _cells_preselected(offs, data, float(param), w, order, int(candidates), float(max_cell_size),
                                        cell_mean == "abs", nthreads, t)
@@ -104,7 +110,7 @@ def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float
     k = int(min(k0, n))
     t0 = time.perf_counter()
     if nthreads > 1:
-        numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(nthreads, _max_threads()))
         try:
             nb_d, nb_i = K.knn_many_parallel(order, k, tree, metric, offs, data, float(param))
         finally:

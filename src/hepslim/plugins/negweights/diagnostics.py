@@ -213,7 +213,7 @@ def plot_report(directory: Any, hists: dict[str, Any], radius: np.ndarray, w0: n
     files.append("cell_radius.png")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     lim = np.percentile(np.abs(w0), 99.5) if len(w0) else 1.0
-    bins = np.linspace(-lim, lim, 81)
+    bins = np.linspace(-lim, lim, 81).tolist()
     ax.hist(np.clip(w0, -lim, lim), bins=bins, histtype="step", label="before", color="k")
     ax.hist(np.clip(w1, -lim, lim), bins=bins, histtype="step", label="after", color="tab:red")
     ax.set_yscale("log")
