@@ -427,12 +427,7 @@ def _load(ref: str | os.PathLike[str], *, stack: tuple[str, ...], base: Path | N
     if key in stack:
         cycle = " -> ".join([*stack[stack.index(key):], key])
         raise SpecError(f"'extends' cycle: {cycle}", file=source)
-    try:
-        import yaml
-
-        raw = yaml.safe_load(text)
-    except Exception as exc:  # yaml.YAMLError and its subclasses; message has line/column
-        raise SpecError(f"not valid YAML: {exc}", file=source) from None
+    raw = _parse_yaml(source, text)
     if not isinstance(raw, Mapping):
         raise SpecError(f"a spec must be a YAML mapping, got {type(raw).__name__}", file=source)
     parent = None
@@ -445,7 +440,26 @@ def _load(ref: str | os.PathLike[str], *, stack: tuple[str, ...], base: Path | N
             parent = _load(ext, stack=(*stack, key), base=here)
         except UnknownSpecError as exc:
             raise SpecError(f"'extends': {exc}", file=source) from None
-    return _build(raw, source=source, parent=parent)
+    return _build_cached(source, text, parent)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_yaml(source: str, text: str) -> Any:
+    """``yaml.safe_load`` semantics (the C loader when libyaml is there). Cached on the text; the result is
+    only read, never modified."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
+    except yaml.YAMLError as exc:  # the message has line and column
+        raise SpecError(f"not valid YAML: {exc}", file=source) from None
+
+
+@functools.lru_cache(maxsize=128)
+def _build_cached(source: str, text: str, parent: Spec | None) -> Spec:
+    """Validation builds every codec; specs are immutable, so the same text (and parent) gives the same
+    Spec. Keyed on the file's text, so an edited file is always re-validated."""
+    return _build(_parse_yaml(source, text), source=source, parent=parent)
 
 
 def _unknown_keys(d: Mapping[str, Any], allowed: Sequence[str], where: str, file: str | None,
