@@ -438,3 +438,17 @@ def test_lhe_to_root_and_hepslim_container(tmp_path, nano_small):
     assert math.fsum(g) == pytest.approx(rep3.sum_w_before, rel=1e-6)
     src = uproot.open(nano_small)["Events"]
     assert ak.to_list(ev.LHEPart_pt) == ak.to_list(src["LHEPart_pt"].array())
+
+
+def test_apply_on_nanoaod_branches(nano_small):
+    import awkward as ak
+    import uproot
+
+    ev = uproot.open(nano_small)["Events"].arrays()
+    out = NegWeights().apply(ev)
+    assert out.fields == ev.fields
+    g0, g1 = np.asarray(ev.genWeight, np.float64), np.asarray(out.genWeight, np.float64)
+    assert g1.min() >= 0 and (g0 < 0).any()
+    assert math.fsum(g1) == pytest.approx(math.fsum(g0), rel=1e-6)
+    assert ak.to_list(out.LHEPart_pt) == ak.to_list(ev.LHEPart_pt)
+    assert ak.to_list(ak.num(out.LHEScaleWeight)) == ak.to_list(ak.num(ev.LHEScaleWeight))

@@ -121,11 +121,30 @@ class NegWeights(EventTransform):
         return w, var, cells, info
 
     def apply(self, events: Any) -> Any:
-        """Events in the :func:`generate_nlo` layout (``weight``, ``variations``, ``particles``) reweighted."""
+        """The events reweighted, same layout and order.
+
+        Accepts NanoAOD-style branches (``genWeight``, ``LHEWeight_*``, ``LHEPart_*`` or GenJet/
+        GenDressedLepton: what ``hepslim.io.open`` returns) or the :func:`generate_nlo` layout (``weight``,
+        ``variations``, ``particles``).
+        """
         import awkward as ak
 
+        from hepslim.plugins.negweights import io as nio
         from hepslim.plugins.negweights.io import _from_event_records
 
+        if "genWeight" in events.fields:
+            arrays = {f: events[f] for f in events.fields}
+            parts, w, var, _ = nio.nano_from_arrays("events", arrays)
+            names = list(var)
+            table = np.stack([var[k] for k in names], axis=1) if names else None
+            nw, nvar, _, _ = self.reweight(parts, w, table)
+            src = nio.Source(Path("events"), "root", 0, len(w), arrays)
+            newvar = {k: nvar[:, j] for j, k in enumerate(names)} if nvar is not None else {}
+            out = nio.nano_arrays_out([src], nw, newvar, np.ones(len(nw), bool))
+            for k in ["genWeight", *[b for b in out if b.startswith("LHEWeight_")], *nio._NANO_RATIO_BRANCHES]:
+                if k in out and k in events.fields:
+                    events = ak.with_field(events, out[k], k)
+            return events
         parts, w, var, _ = _from_event_records(events)
         table = np.stack(list(var.values()), axis=1) if var else None
         nw, nvar, _, _ = self.reweight(parts, w, table)
