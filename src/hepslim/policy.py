@@ -880,7 +880,8 @@ def plan(spec: Spec | str | None, branches: Mapping[str, tuple[np.dtype | str, b
 
 
 def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dict[str, tuple[np.dtype, bool]]:
-    """Branch name -> (leaf dtype, jagged) of a ROOT TTree/RNTuple or Parquet file, without reading data.
+    """Branch name -> (leaf dtype, jagged) of an input: ROOT TTree/RNTuple (types from the file header, no
+    data read), or any file `hepslim.open` reads (Parquet, Zarr, hepslim outputs).
 
     RNTuple collections (``_collectionN`` records) give their fields' flat NanoAOD names."""
     p = os.fspath(path)
@@ -891,31 +892,13 @@ def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dic
     if head != b"root" and not p.endswith(".root"):
         # Parquet, Zarr, or anything hepslim reads (its own packed files included): the types hepslim.open
         # gives, which are the original branches' types.
-        try:
-            from hepslim.io import open as _open_events
-        except ImportError:  # the format layer is not available: read a plain Parquet schema
-            _open_events = None
-        if _open_events is not None:
-            arr = _open_events(p)
-            form = arr.layout.form
-            out_any: dict[str, tuple[np.dtype, bool]] = {}
-            for fld in form.fields:
-                _walk_form(form.content(fld), fld, False, out_any)
-            return out_any
-    if p.endswith((".parquet", ".pq")):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            from hepslim.errors import MissingDependencyError
+        from hepslim.io import open as open_events
 
-            raise MissingDependencyError("pyarrow", "parquet", "reading Parquet schemas") from None
-        out: dict[str, tuple[np.dtype, bool]] = {}
-        for f in pq.read_schema(p):
-            t, jag = f.type, False
-            while hasattr(t, "value_type"):
-                t, jag = t.value_type, True
-            out[f.name] = (np.dtype(t.to_pandas_dtype()), jag)
-        return out
+        form = open_events(p).layout.form
+        out_any: dict[str, tuple[np.dtype, bool]] = {}
+        for fld in form.fields:
+            _walk_form(form.content(fld), fld, False, out_any)
+        return out_any
     try:
         import uproot
     except ImportError:
