@@ -227,7 +227,7 @@ def _full_index_map(ev: Any) -> tuple[np.ndarray, np.ndarray]:
     return off, table
 
 
-def _genpart(ev: Any) -> Table:
+def _genpart(ev: Any) -> tuple[Table, tuple[np.ndarray, np.ndarray]]:
     ak = _ak()
     part = _with_kin(ev.part)
     a = np.abs(part.id)
@@ -470,9 +470,9 @@ def build_jetclass(ev: Any, rng: np.random.Generator, first_event: int, *, proce
     cons = ak.flatten(cons, axis=1)
     cons = cons[ak.argsort(cons.pt, axis=1, ascending=False)]
     t: Table = {}
-    for k, src in (("px", "px"), ("py", "py"), ("pz", "pz"), ("energy", "e"), ("d0", "d0"), ("dz", "dz"),
+    for k, src_name in (("px", "px"), ("py", "py"), ("pz", "pz"), ("energy", "e"), ("d0", "d0"), ("dz", "dz"),
                    ("d0err", "d0Err"), ("dzerr", "dzErr"), ("charge", "charge")):  # fmt: skip
-        t[f"part_{k}"] = _f32(cons[src])
+        t[f"part_{k}"] = _f32(cons[src_name])
     t["part_deta"] = _f32(cons.eta - jets.eta)
     t["part_dphi"] = _f32(delta_phi(cons.phi, jets.phi))
     t["part_pid"] = ak.values_astype(cons.pdgId, np.int32)
@@ -484,8 +484,8 @@ def build_jetclass(ev: Any, rng: np.random.Generator, first_event: int, *, proce
     t["jet_nparticles"] = ak.to_numpy(ak.num(cons)).astype(np.int32)
     sub = substructure(cons.px, cons.py, cons.pz, cons.e, 0.8)
     t["jet_sdmass"] = sub["msoftdrop"].astype(np.float32)
-    for k in (1, 2, 3, 4):
-        t[f"jet_tau{k}"] = sub[f"tau{k}"].astype(np.float32)
+    for i in (1, 2, 3, 4):
+        t[f"jet_tau{i}"] = sub[f"tau{i}"].astype(np.float32)
     n = len(jets)
     t["label_QCD"] = np.full(n, process == "qcd")
     t["label_Tbqq"] = np.full(n, process == "top")

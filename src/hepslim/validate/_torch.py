@@ -58,7 +58,7 @@ def make_pfn(n_features: int, hidden: int, latent: int) -> Any:
     torch = require_torch()
     nn = torch.nn
 
-    class PFN(nn.Module):
+    class PFN(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.phi = nn.Sequential(

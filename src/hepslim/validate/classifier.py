@@ -182,9 +182,9 @@ def classifier_test(
                 if same:
                     tests["constituents_pfn"] = {"auc": 0.5, "sigma": 0.0, "identical": True, "model": "PFN"}
                 else:
-                    r = _pfn_test(orig, comp, half_a, half_b, seed, mode)
-                    if r is not None:
-                        tests["constituents_pfn"] = r
+                    pfn = _pfn_test(orig, comp, half_a, half_b, seed, mode)
+                    if pfn is not None:
+                        tests["constituents_pfn"] = pfn
     trained = [k for k, t in tests.items() if not t.get("identical") and not t.get("skipped")]
     z = z_threshold(len(trained))
     flagged = []

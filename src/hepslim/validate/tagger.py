@@ -85,10 +85,10 @@ def tagger_benchmark(orig: Any, comp: Any, *, mode: str = "full", seed: int = 0,
     runs: dict[str, list[dict[str, float]]] = {}
     scores: dict[str, np.ndarray] = {}
     for train_on in ("original", "compressed"):
-        x, m = data[train_on]
+        x, mask = data[train_on]
         for s in range(cfg["seeds"]):
             outs = train_and_predict(
-                x[tr], m[tr], y[tr], [(data[e][0][te], data[e][1][te]) for e in ("original", "compressed")],
+                x[tr], mask[tr], y[tr], [(data[e][0][te], data[e][1][te]) for e in ("original", "compressed")],
                 seed=seed + s, epochs=cfg["epochs"], hidden=cfg["hidden"], latent=cfg["latent"],
             )  # fmt: skip
             for ev_on, sc in zip(("original", "compressed"), outs):
@@ -101,7 +101,7 @@ def tagger_benchmark(orig: Any, comp: Any, *, mode: str = "full", seed: int = 0,
         cells[key] = {m: {"mean": float(np.mean([r[m] for r in rs])), "std": float(np.std([r[m] for r in rs], ddof=1)),
                           "values": [r[m] for r in rs]} for m in METRICS}  # fmt: skip
     base = cells["train_original/eval_original"]
-    flagged = []
+    flagged: list[str] = []
     for key, c in cells.items():
         for m in METRICS:
             d = c[m]["mean"] - base[m]["mean"]
