@@ -15,9 +15,9 @@ data itself at encode time; unlike them, the error is bounded:
    ``x' = p + q * step``, ``step ~ 2 * abs_error``; ``rel_error``: ``|x'| = 2**(p + q * h)``, zero a
    reserved code, sign one bit (only for features with negatives);
 4. check every value against the bound on what decode returns (final dtype) and store every miss, every
-   non-finite value and every residual code too wide for its feature's bit width as an *escape* (flat
-   index and original bits). The width per feature minimises codes + escapes (patched frame of
-   reference), so rare outliers cost 16 bytes each instead of widening every code.
+   non-finite value as an *escape* (flat index and original bits). Residual codes are bit-packed at a
+   width per feature chosen by cost (patched frame of reference): the rare wider codes go to a patch
+   list (row index + code), so a few outliers do not widen every code.
 
 **Decoding needs numpy only, never torch**: the decoder runs in float64 numpy from the stored float32
 weights, with a fixed summation order (one multiply-add per input unit, no BLAS) and ReLU, so in
@@ -30,9 +30,10 @@ The bytes (little-endian)::
 
     magic "HSAE" | version u8 | mode u8 | flags u8 | dtype (4 bytes) | ndim u8 | shape u64*
     n_rows u64 | n_features u32 | latent u32 | hidden u32 | latent_bits u8 | n_escapes u64
-    per feature: mean f64, scale f64, step f64, width u8, signed u8
+    per feature: mean f64, scale f64, step f64, width u8, signed u8, patch width u8, patches u64
     per latent: zmin f64, zstep f64 | decoder weights f32 (3 layers, W (in x out) then b)
-    latent codes (bit-packed, one column after another) | residual codes (idem, width per feature)
+    latent codes (bit-packed, one column after another) | per feature: residual codes (its width),
+    patch rows (bit_width(n_rows - 1) bits each), patch codes (patch width)
     sign bits (signed features) | escape indices u64* | escape values (dtype)*
 
 >>> import numpy as np
@@ -57,7 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hepslim.abc import ArrayBytesCodec, BytesLike, ErrorBound, as_buffer, as_ndarray, param
-from hepslim.codecs._bits import pack_bits, packed_nbytes, unpack_bits
+from hepslim.codecs._bits import bit_width, pack_bits, packed_nbytes, unpack_bits
 from hepslim.errors import CodecInputError, CodecParameterError, CorruptDataError, MissingDependencyError
 
 MAGIC = b"HSAE"
@@ -65,7 +66,7 @@ VERSION = 1
 _MODES = ("abs", "rel")
 _HEAD = struct.Struct("<4sBBB4sB")
 _DIMS = struct.Struct("<QIIIBQ")
-_FEAT = struct.Struct("<dddBB")
+_FEAT = struct.Struct("<dddBBBQ")
 _LAT = struct.Struct("<dd")
 _ROWS = 1 << 14  # rows per decoder block (the hidden activations stay in cache)
 _MAX_Q = 2.0**52  # residual codes are computed in float64: keep them exact integers
@@ -139,6 +140,8 @@ class _Layout:
     scale: np.ndarray  # (f,)
     step: np.ndarray  # (f,) abs: residual bin width; rel: log2 bin width h
     width: np.ndarray  # (f,) int: residual code bits per feature
+    owidth: np.ndarray  # (f,) int: bits of the feature's overflow codes (patches)
+    n_over: np.ndarray  # (f,) int: number of overflow codes (patches) of the feature
     signed: np.ndarray  # (f,) bool: rel mode, a sign bit per value
     zmin: np.ndarray  # (latent,)
     zstep: np.ndarray  # (latent,)
@@ -275,17 +278,20 @@ def _train(t: np.ndarray, rows: np.ndarray, latent: int, hidden: int, epochs: in
     return z64, layers
 
 
-def _choose_width(u: np.ndarray, fixed_esc: np.ndarray, esc_bits: int) -> int:
-    """Bit width minimising ``n * width + (values wider than width) * esc_bits`` over one feature's codes."""
+def _choose_width(u: np.ndarray, fixed_esc: np.ndarray) -> tuple[int, int]:
+    """Patched frame of reference for one feature's codes: the width ``w`` minimising
+    ``n * w + (codes wider than w) * (row-index bits + overflow width)``, and that overflow width."""
     n = u.size
     live = u[~fixed_esc]
     if live.size == 0:
-        return 0
+        return 0, 0
     bl = np.frexp(live.astype(np.float64))[1]  # bit length (exact below 2**53)
     counts = np.bincount(bl, minlength=65)
+    ow = int(bl.max())
     wider = live.size - np.cumsum(counts)  # wider[w] = number needing more than w bits
-    cost = n * np.arange(counts.size) + wider * esc_bits
-    return int(np.argmin(cost[:65]))
+    cost = n * np.arange(counts.size) + wider * (bit_width(n - 1) + ow)
+    w = int(np.argmin(cost[: ow + 1]))
+    return w, (ow if w < ow else 0)
 
 
 @dataclass(frozen=True)
@@ -384,7 +390,7 @@ class Autoencoder(ArrayBytesCodec):
                                   f"has {nf} features (shape {x.shape})")
         if n == 0 or nf == 0:
             return self._pack(x, mode, n, nf, 0, 0, None, np.zeros((0, 0), np.uint64), [],
-                              np.zeros((n, nf), np.uint64), None, np.zeros(0, np.int64))
+                              np.zeros((n, nf), np.uint64), [], None, np.zeros(0, np.int64))
         latent = min(self.latent, max(nf - 1, 1))
         f, ok = _prepare(x2, mode)
         mean, scale = _stats(f, ok, self.standardize)
@@ -409,8 +415,8 @@ class Autoencoder(ArrayBytesCodec):
                 np.random.default_rng(self.seed + 1).choice(n, _AUTO_ROWS, replace=False))
             costs = [self._residuals(x2[sub], z[sub], b, base, bound, cost_only=True) for b in _AUTO_BITS]
             bits = _AUTO_BITS[int(np.argmin(costs))]
-        lay, zcodes, codes, sign, esc = self._residuals(x2, z, bits, base, bound)
-        return self._pack(x, mode, n, nf, latent, bits, lay, zcodes, w32, codes, sign, esc)
+        lay, zcodes, codes, patches, sign, esc = self._residuals(x2, z, bits, base, bound)
+        return self._pack(x, mode, n, nf, latent, bits, lay, zcodes, w32, codes, patches, sign, esc)
 
     def decode(self, y: BytesLike) -> np.ndarray:
         lay, zcodes, codes, sign, esc_idx, esc_vals = _parse(y)
@@ -457,7 +463,8 @@ class Autoencoder(ArrayBytesCodec):
         levels = float((1 << bits) - 1)
         zstep = np.maximum(np.ceil(span / levels * _G), 1.0) / _G
         zcodes = np.clip(np.rint((z - zmin) / zstep), 0, levels).astype(np.uint32)
-        lay = _Layout(latent_bits=bits, zmin=zmin, zstep=zstep, width=np.zeros(nf, np.int64), **base)
+        zero = np.zeros(nf, np.int64)
+        lay = _Layout(latent_bits=bits, zmin=zmin, zstep=zstep, width=zero, owidth=zero, n_over=zero, **base)
         mode = _MODES[lay.mode]
         esc_bits = 64 + 8 * x2.dtype.itemsize
         codes = np.zeros((n, nf), dtype=np.uint64)
@@ -487,19 +494,24 @@ class Autoencoder(ArrayBytesCodec):
             u[bad] = 0
             codes[s:e] = u
             esc[s:e] = bad
-        width = np.array([_choose_width(codes[:, j], esc[:, j], esc_bits) for j in range(nf)], np.int64)
-        wide = codes >> width.astype(np.uint64)  # nonzero: does not fit its feature's width
-        esc |= wide != 0
-        codes[esc] = 0
+        ww = np.array([_choose_width(codes[:, j], esc[:, j]) for j in range(nf)], np.int64).reshape(nf, 2)
+        width, owidth = ww[:, 0], ww[:, 1]
+        patches = []  # per feature: rows whose code is wider than the width, and those codes
+        for j in range(nf):  # a loop over features
+            rows = np.flatnonzero(codes[:, j] >> np.uint64(width[j]))
+            patches.append((rows, codes[rows, j].copy()))
+            codes[rows, j] = 0
+        n_over = np.array([r.size for r, _ in patches], np.int64)
         n_esc = int(np.count_nonzero(esc))
         if cost_only:
-            return n * (lat * bits + int(width.sum()) + int(lay.signed.sum())) + n_esc * esc_bits
-        lay = dataclasses.replace(lay, width=width)
-        return lay, zcodes, codes, sign, np.flatnonzero(esc.reshape(-1))
+            return (n * (lat * bits + int(width.sum()) + int(lay.signed.sum())) + n_esc * esc_bits
+                    + int(np.sum(n_over * (bit_width(n - 1) + owidth))))
+        lay = dataclasses.replace(lay, width=width, owidth=owidth, n_over=n_over)
+        return lay, zcodes, codes, patches, sign, np.flatnonzero(esc.reshape(-1))
 
     def _pack(self, x: np.ndarray, mode: str, n: int, nf: int, latent: int, bits: int, lay: _Layout | None,
               zcodes: np.ndarray, w32: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray,
-              sign: np.ndarray | None, esc: np.ndarray) -> bytes:
+              patches: list[tuple[np.ndarray, np.ndarray]], sign: np.ndarray | None, esc: np.ndarray) -> bytes:
         parts = [_HEAD.pack(MAGIC, VERSION, _MODES.index(mode), 0,
                             x.dtype.str.encode("ascii").ljust(4, b"\0"), x.ndim),
                  struct.pack(f"<{x.ndim}Q", *x.shape),
@@ -508,7 +520,7 @@ class Autoencoder(ArrayBytesCodec):
             return b"".join(parts)
         for j in range(nf):
             parts.append(_FEAT.pack(lay.mean[j], lay.scale[j], lay.step[j], int(lay.width[j]),
-                                    int(lay.signed[j])))
+                                    int(lay.signed[j]), int(lay.owidth[j]), int(lay.n_over[j])))
         for k in range(latent):
             parts.append(_LAT.pack(lay.zmin[k], lay.zstep[k]))
         for w, b in w32:
@@ -516,11 +528,14 @@ class Autoencoder(ArrayBytesCodec):
             parts.append(b.astype("<f4").tobytes())
         for k in range(latent):
             parts.append(pack_bits(zcodes[:, k], bits))
+        iw = bit_width(n - 1)
         for j in range(nf):
             parts.append(pack_bits(codes[:, j], int(lay.width[j])))
+            parts.append(pack_bits(patches[j][0], iw))
+            parts.append(pack_bits(patches[j][1], int(lay.owidth[j])))
         if sign is not None:
-            for j in np.flatnonzero(lay.signed):
-                parts.append(pack_bits(sign[:, j], 1))
+            for js in np.flatnonzero(lay.signed):
+                parts.append(pack_bits(sign[:, js], 1))
         xn = np.ascontiguousarray(x).reshape(-1)
         parts.append(esc.astype("<u8").tobytes())
         parts.append(xn[esc].tobytes())
@@ -564,8 +579,10 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
     if size == 0:
         if pos != nbytes:
             raise CorruptDataError("autoencoder: trailing bytes after an empty block")
-        lay = _Layout(mode, dtype, shape, n, nf, 0, 0, 0, *(np.zeros(0),) * 3, np.zeros(0, np.int64),
-                      np.zeros(0, bool), np.zeros(0), np.zeros(0), ())
+        z0 = np.zeros(0)
+        i0 = np.zeros(0, np.int64)
+        lay = _Layout(mode, dtype, shape, n, nf, 0, 0, 0, mean=z0, scale=z0, step=z0, width=i0, owidth=i0,
+                      n_over=i0, signed=np.zeros(0, bool), zmin=z0, zstep=z0, layers=())
         return lay, empty, np.zeros((n, nf), np.uint64), None, np.zeros(0, np.int64), np.zeros(0, dtype)
     if not 1 <= latent <= min(max(nf - 1, 1), _MAX_WIDTH) or not 1 <= hidden <= _MAX_WIDTH or bits < 1:
         raise CorruptDataError(f"autoencoder: bad dimensions (latent {latent}, hidden {hidden}, bits {bits})")
@@ -577,8 +594,10 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
     mean, scale, step = (np.array([ft[i] for ft in feats], np.float64) for i in range(3))
     width = np.array([ft[3] for ft in feats], np.int64)
     signed = np.array([ft[4] for ft in feats], bool)
-    if (width > 64).any():
-        raise CorruptDataError("autoencoder: residual width above 64 bits")
+    owidth = np.array([ft[5] for ft in feats], np.int64)
+    n_over = np.array([ft[6] for ft in feats], np.int64)
+    if (width > 64).any() or (owidth > 64).any() or (n_over > n).any() or (n_over < 0).any():
+        raise CorruptDataError("autoencoder: bad residual widths or patch counts")
     layers = []
     for a, b in ((latent, hidden), (hidden, hidden), (hidden, nf)):
         need(pos, 4 * (a * b + b), "decoder weights")
@@ -594,10 +613,13 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
         _on_grid(w, _W_MAX) and _on_grid(b, _B_MAX) for w, b in layers)
     if not grid_ok or not (np.isfinite(mean).all() and np.isfinite(scale).all() and np.isfinite(step).all()):
         raise CorruptDataError("autoencoder: decoder parameters are off their fixed-point grid or not finite")
-    lay = _Layout(mode, dtype, shape, n, nf, latent, hidden, bits, mean, scale, step, width, signed, zmin,
-                  zstep, tuple(layers))
-    rest = latent * packed_nbytes(n, bits) + sum(packed_nbytes(n, int(w)) for w in width) \
-        + int(signed.sum()) * packed_nbytes(n, 1) + n_esc * (8 + dtype.itemsize)
+    lay = _Layout(mode, dtype, shape, n, nf, latent, hidden, bits, mean=mean, scale=scale, step=step,
+                  width=width, owidth=owidth, n_over=n_over, signed=signed, zmin=zmin, zstep=zstep,
+                  layers=tuple(layers))
+    iw = bit_width(n - 1)
+    rest = latent * packed_nbytes(n, bits) + int(signed.sum()) * packed_nbytes(n, 1) \
+        + sum(packed_nbytes(n, int(w)) + packed_nbytes(int(k), iw) + packed_nbytes(int(k), int(o))
+              for w, k, o in zip(width, n_over, owidth)) + n_esc * (8 + dtype.itemsize)
     if nbytes != pos + rest:
         raise CorruptDataError(f"autoencoder: block is {nbytes} bytes, its header says {pos + rest}")
     zcodes = np.empty((n, latent), np.uint64)
@@ -610,12 +632,21 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
         m = packed_nbytes(n, int(width[j]))
         codes[:, j] = unpack_bits(raw[pos : pos + m], int(width[j]), n)
         pos += m
+        k = int(n_over[j])
+        m = packed_nbytes(k, iw)
+        rows = unpack_bits(raw[pos : pos + m], iw, k).astype(np.int64)
+        pos += m
+        m = packed_nbytes(k, int(owidth[j]))
+        if k and rows.max() >= n:
+            raise CorruptDataError("autoencoder: patch row out of range")
+        codes[rows, j] = unpack_bits(raw[pos : pos + m], int(owidth[j]), k)
+        pos += m
     sign = None
     if signed.any():
         sign = np.zeros((n, nf), bool)
-        for j in np.flatnonzero(signed):
+        for js in np.flatnonzero(signed):
             m = packed_nbytes(n, 1)
-            sign[:, j] = unpack_bits(raw[pos : pos + m], 1, n).astype(bool)
+            sign[:, js] = unpack_bits(raw[pos : pos + m], 1, n).astype(bool)
             pos += m
     esc_idx = raw[pos : pos + 8 * n_esc].view("<u8").astype(np.int64)
     pos += 8 * n_esc
