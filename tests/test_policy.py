@@ -358,7 +358,9 @@ def test_resolve_float_round_trip_within_bound(lossy):
 def test_resolve_unknown_role_and_dtype(lossy):
     with pytest.raises(SpecError, match="role"):
         resolve(lossy, "Jet_pt", "float32", role="content")
-    with pytest.raises(SpecError, match="dtype"):
+    from hepslim.errors import UnsupportedBranchError
+
+    with pytest.raises(UnsupportedBranchError, match="integers, booleans and floats only"):
         resolve(lossy, "Jet_name", "U4")
     with pytest.raises(SpecError, match="unknown container"):
         resolve(lossy, "Jet_pt", "float32", container="hdf5")

@@ -47,13 +47,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hepslim.errors import (
-    CodecInputError,
     CodecParameterError,
     HepslimError,
     PipelineError,
     SpecError,
     UnknownCodecError,
     UnknownSpecError,
+    UnsupportedBranchError,
 )
 
 if TYPE_CHECKING:
@@ -734,7 +734,8 @@ def resolve(spec: Spec | str | None, branch: str, dtype: np.dtype | str, *, role
         return _pipeline(cont["offsets"])
     protected = role in ("counter", "index") or _is_protected_dtype(dt) or is_protected_name(branch)
     if dt.kind not in "biuf":
-        raise SpecError(f"branch {branch!r} has dtype {dt}, which no hepslim pipeline stores")
+        raise UnsupportedBranchError(
+            f"branch {branch!r} has dtype {dt}; hepslim stores integers, booleans and floats only")
     rule = effective_rule(spec, branch, dt, role=role)
     if rule is None:
         return _pipeline(_int_defaults(cont, dt) if dt.kind in "biu" else _complete([], dt, container))
@@ -926,7 +927,8 @@ def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dic
             elif isinstance(interp, numerical.AsDtype) and interp.to_dtype.fields is None:
                 out[b.name] = (interp.to_dtype, False)
             else:
-                raise CodecInputError(f"{p}: branch {b.name!r} has type {b.typename}, which hepslim cannot store")
+                raise UnsupportedBranchError(
+                    f"{p}: branch {b.name!r} has type {b.typename}, which hepslim cannot store")
         return out
     if hasattr(obj, "to_akform"):  # RNTuple: types from the header, no data read
         form = obj.to_akform()
@@ -952,7 +954,7 @@ def _walk_form(form: Any, name: str, jagged: bool, out: dict[str, tuple[np.dtype
     elif kind in ("IndexedOptionForm", "UnmaskedForm", "ByteMaskedForm", "BitMaskedForm", "IndexedForm"):
         _walk_form(form.content, name, jagged, out)
     else:
-        raise CodecInputError(f"branch {name!r} has an awkward type ({kind}) hepslim cannot store")
+        raise UnsupportedBranchError(f"branch {name!r} has an awkward type ({kind}) hepslim cannot store")
 
 
 def specs_table() -> list[dict[str, Any]]:
