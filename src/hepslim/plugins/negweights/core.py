@@ -47,6 +47,26 @@ def seed_order(w: np.ndarray, strategy: str) -> np.ndarray:
     raise CodecParameterError(f"seeds must be one of {SEED_STRATEGIES}, got {strategy!r}")
 
 
+def _chunked(fn: Any, queries: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``fn`` over chunks of the queries, with a progress bar on a terminal (numba loops cannot report)."""
+    import sys
+
+    n = len(queries)
+    if n < 50_000 or not sys.stderr.isatty():
+        return fn(queries)  # type: ignore[no-any-return]
+    from tqdm import tqdm
+
+    step = max(10_000, n // 50)
+    ds, idx = [], []
+    with tqdm(total=n, desc=what, unit="seed", leave=False) as bar:
+        for a in range(0, n, step):
+            d, i = fn(queries[a:a + step])
+            ds.append(d)
+            idx.append(i)
+            bar.update(len(d))
+    return np.concatenate(ds), np.concatenate(idx)
+
+
 def _max_threads() -> int:
     import numba
 
@@ -112,11 +132,13 @@ def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float
     if nthreads > 1:
         numba.set_num_threads(min(nthreads, _max_threads()))
         try:
-            nb_d, nb_i = K.knn_many_parallel(order, k, tree, metric, offs, data, float(param))
+            nb_d, nb_i = _chunked(lambda q: K.knn_many_parallel(q, k, tree, metric, offs, data, float(param)),
+                                  order, "neighbours")
         finally:
             numba.set_num_threads(prev)
     else:
-        nb_d, nb_i = K.knn_many_serial(order, k, tree, metric, offs, data, float(param))
+        nb_d, nb_i = _chunked(lambda q: K.knn_many_serial(q, k, tree, metric, offs, data, float(param)),
+                              order, "neighbours")
     t["neighbours_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     off, mem, rad, sd, closed, _ = K.run_cells(order, nb_d, nb_i, w, float(max_cell_size), cell_mean == "abs",
@@ -141,7 +163,11 @@ def _cells_preselected(offs: np.ndarray, data: np.ndarray, radius: float, w: np.
              np.full(1, -1, np.int64), np.full(1, -1, np.int64))
     t0 = time.perf_counter()
     emb = E.embed(offs, data, 4, radius)
-    nb_d, nb_i, kdt = E.candidates(emb, order, k, workers, offs, data, radius)
+    from scipy.spatial import cKDTree
+
+    kdt = cKDTree(emb)
+    nb_d, nb_i = _chunked(lambda q: E.candidates(emb, q, k, workers, offs, data, radius, tree=kdt)[:2],
+                          order, "EMD candidates")
     t["neighbours_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     parts = []
