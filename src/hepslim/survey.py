@@ -454,7 +454,10 @@ def _rel_error(y: np.ndarray, f: np.ndarray) -> float:
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.abs(y - f)
         scale = np.maximum(np.abs(y), np.abs(f))
-        floor = 1e-3 * float(np.sqrt(np.mean(np.square(y[np.isfinite(y)])))) if np.any(np.isfinite(y)) else 0.0
+        # an absolute floor for values at zero (e.g. a mass computed as sqrt(E^2 - p^2)), robust to the
+        # garbage outliers some files carry (1e31 in PFNano's DeepCSV track variables)
+        nz = np.abs(y[np.isfinite(y) & (y != 0)])
+        floor = 1e-6 * float(np.median(nz)) if nz.size else 0.0
         r = np.where(d == 0, 0.0, d / np.maximum(scale, floor if floor > 0 else np.finfo(np.float64).tiny))
     r[both_nan] = 0.0
     if r.size == 0:
