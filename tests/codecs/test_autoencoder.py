@@ -107,6 +107,16 @@ def test_shapes_and_empty(shape):
     assert_within(codec, x)
 
 
+def test_rare_outliers_are_patched_not_widening_every_code():
+    x = jets(4000, seed=15)
+    x[::500, 1] += 300.0  # 8 far outliers in eta: codes ~ 2**18, the rest ~ 2**10
+    codec = Autoencoder(abs_error=1e-3, **FAST)
+    data = codec.encode(x)
+    lay = _parse(data)[0]
+    assert lay.n_over[1] >= 8 and lay.width[1] < lay.owidth[1]
+    assert_within(codec, x, data)
+
+
 def test_big_endian_input_keeps_its_dtype():
     x = jets(500, seed=4).astype(">f4")
     y = assert_within(Autoencoder(abs_error=1e-3, **FAST), x)

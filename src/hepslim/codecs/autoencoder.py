@@ -26,6 +26,13 @@ bound everywhere. ``rel_error`` mode needs ``exp2``, whose last float64 bit may 
 libraries; its check keeps a margin of one final-dtype ulp so the bound still holds on another machine.
 Files written with this codec are readable without torch; only encoding needs the ``ml`` extra.
 
+When it pays (BENCHMARKS.md, "Learned autoencoder codec"): on features with real redundancy, e.g. jet
+constituents' (px, py, pz, E), it stores ~20% fewer bytes than per-column ``quantize`` at the same bound;
+on nearly independent features (jet pt, eta, phi, m) it only ties. Follow it with ``zstd`` (its residual
+codes are peaked at zero; there is no entropy coder inside). Encoding trains a network (seconds per
+100k rows); 1-D branch buffers gain nothing (one feature, nothing to learn). ``encode`` is deterministic
+for a given ``seed`` on a given machine and torch build.
+
 The bytes (little-endian)::
 
     magic "HSAE" | version u8 | mode u8 | flags u8 | dtype (4 bytes) | ndim u8 | shape u64*
@@ -41,7 +48,7 @@ The bytes (little-endian)::
 >>> t = rng.normal(size=(2000, 1))
 >>> x = np.hstack([t, 2 * t, -t]).astype(np.float32)
 >>> ae = Autoencoder(latent=1, hidden=8, epochs=3, abs_error=1e-3)
->>> bool(np.abs(ae.decode(ae.encode(x)) - x).max() <= 1e-3)  # doctest: +SKIP
+>>> bool(np.abs(ae.decode(ae.encode(x)) - x).max() <= 1e-3)
 True
 """
 
