@@ -9,19 +9,27 @@ A spec is YAML (read with ``yaml.safe_load``) validated once into frozen datacla
     rules:                      # tried in order, first match wins
       - match: ["Jet_pt", "Jet_mass"]
         codecs: [{id: mantissa, keepbits: 10}]
+      - match: "*_eta"          # a glob family: skip (not fail on) the integers it also matches
+        codecs: [{id: quantize, mode: linear, abs_error: 1.0e-3}]
+        floats_only: true
     default:
       codecs: [{id: zstd, level: 9}]
     derived:                    # optional: not stored, recomputed on read
       - {name: part_energy, function: energy_from_pxpypz_pid,
-         inputs: [part_px, part_py, part_pz, part_pid], tolerance: 1.0e-3}
+         inputs: [part_px, part_py, part_pz, part_pid], tolerance: 1.0e-3}   # + abs_tolerance: ...
+    compression:                # optional: a container's own compressor (ROOT: per branch)
+      root: {algorithm: ZSTD, level: 9}
 
 Every codec config is built with :func:`hepslim.get_codec` at load time, so a typo fails before any data is
 touched; every error is a :class:`~hepslim.errors.SpecError` naming the file, the rule and the reason.
 
 Integers, booleans, counters (``n*``: ``nJet``) and indices (``*Idx*``) never get a lossy codec: a rule
 that could only match such names is rejected at load time, and :func:`resolve` rejects an explicit lossy
-rule for a concrete integer/boolean branch. The ``default`` is a catch-all: its lossy stages apply to float
-branches only; everything else falls back to the container's lossless integer pipeline.
+rule for a concrete integer/boolean branch, unless the rule says ``floats_only: true`` (then such branches
+skip it and fall through to the next rule). The ``default`` is a catch-all: its lossy stages apply to float
+branches only; everything else gets the container's lossless pipeline for booleans, counters, indices or
+integers (:data:`CONTAINER_DEFAULTS`). A codec list without a serializer or compressor is completed with
+the container's.
 
 >>> spec = load_spec("lossless")
 >>> resolve(spec, "Jet_pt", "float32").lossless
