@@ -408,3 +408,24 @@ def test_spec_registered_by_a_plugin(tmp_path):
         pm.unregister(plugin)
     with pytest.raises(UnknownSpecError):
         load_spec("mine")
+
+
+def test_container_compression_per_branch_and_root_cap(tmp_path):
+    s = load_spec(write(tmp_path, """
+        name: c
+        rules:
+          - match: "Jet_*"
+            codecs: [{id: mantissa, keepbits: 8}, {id: lzma, preset: 9}]
+          - match: "Muon_*"
+            codecs: [{id: zstd, level: 19}]
+        default:
+          codecs: [{id: lz4}]
+        """))
+    assert container_compression(s, "root", branch="Jet_pt") == {"algorithm": "LZMA", "level": 9}
+    assert container_compression(s, "root", branch="Muon_pt") == {"algorithm": "ZSTD", "level": 9}  # capped
+    assert container_compression(s, "parquet", branch="Muon_pt") == {"algorithm": "ZSTD", "level": 19}
+    assert container_compression(s, "root", branch="Tau_pt") == {"algorithm": "LZ4", "level": 4}
+    assert container_compression("nanoaod", "root") == {"algorithm": "ZSTD", "level": 9}
+    # ROOT pipelines carry no compressor: ROOT compresses the (transparently rounded) values itself
+    p = resolve(s, "Jet_pt", "float32", container="root")
+    assert p.bytes_bytes == () and [c["id"] for c in p.get_config()] == ["mantissa", "raw"]

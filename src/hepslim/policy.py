@@ -845,7 +845,7 @@ def container_compression(spec: Spec | str | None, container: str, branch: str |
             continue
         bb = [c for c in rule.codecs if _codec(c).kind == "bytes->bytes"]
         if bb and bb[-1]["id"] in _ROOT_ALGORITHMS:
-            level = bb[-1].get("level", bb[-1].get("preset", 5))
+            level = bb[-1].get("level", bb[-1].get("preset", 4))  # lz4 has no level: ROOT's default 4
             return _cap({"algorithm": _ROOT_ALGORITHMS[bb[-1]["id"]], "level": int(level) or 1}, container)
     return dict(cont["compression"])
 
