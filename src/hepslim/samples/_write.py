@@ -88,6 +88,9 @@ def write_table(tables: list[dict[str, Any]], out: str | os.PathLike[str], tree:
 
             whole = {k: ak.concatenate([c[k] for c in tables]) for k in tables[0]}
             ak.to_parquet(ak.zip(add_counters(whole), depth_limit=1), tmp, compression="zstd")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, out)
     finally:
         if tmp.exists():

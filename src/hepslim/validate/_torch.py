@@ -85,7 +85,7 @@ def train_and_predict(
     torch = require_torch()
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     threads = torch.get_num_threads()
-    if hidden * latent <= 1024:  # tiny networks (reduced mode) run fastest, and reproducibly, on one thread
+    if hidden * latent <= 1024 or threads <= 2:  # small networks / few cores: one thread (no contention)
         torch.set_num_threads(1)
     try:
         return _train(torch, dev, x_train, m_train, y_train, x_tests, seed=seed, epochs=epochs, hidden=hidden,

@@ -96,8 +96,8 @@ def _hgb_test(xo: np.ndarray, xc: np.ndarray, seed: int, max_rows: int) -> dict[
     x, y = x[perm], y[perm]
     half = len(y) // 2
     clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
-    # OpenMP threads only pay off on large inputs; on small ones (and busy machines) they cost 10-30x
-    with _threads(1 if len(y) < 100_000 else None):
+    # OpenMP threads only pay off on very large inputs; on smaller ones (and busy machines) they cost 10-30x
+    with _threads(1 if len(y) < 1_000_000 else None):
         clf.fit(x[:half], y[:half])
         p = clf.predict_proba(x[half:])[:, 1]
     yt = y[half:]

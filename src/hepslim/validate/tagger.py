@@ -19,7 +19,7 @@ import numpy as np
 
 MODES: dict[str, dict[str, Any]] = {
     "full": {"seeds": 3, "epochs": 15, "hidden": 100, "latent": 128, "max_particles": 64, "max_jets": 200_000},
-    "medium": {"seeds": 3, "epochs": 8, "hidden": 64, "latent": 64, "max_particles": 64, "max_jets": 100_000},
+    "medium": {"seeds": 3, "epochs": 5, "hidden": 32, "latent": 32, "max_particles": 48, "max_jets": 20_000},
     "reduced": {"seeds": 3, "epochs": 3, "hidden": 16, "latent": 16, "max_particles": 32, "max_jets": 2_000},
 }
 METRICS = ("auc", "rejection_at_0.3", "rejection_at_0.5")
