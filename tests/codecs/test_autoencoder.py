@@ -165,6 +165,24 @@ def test_encode_is_deterministic_for_a_seed():
     assert_within(b, x)
 
 
+def test_torch_settings_and_rng_are_left_as_found():
+    import torch
+
+    x = jets(800, seed=16)
+    codec = Autoencoder(abs_error=1e-3, **FAST)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        state = torch.random.get_rng_state()
+        a = codec.encode(x)
+        assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+        assert torch.equal(torch.random.get_rng_state(), state)
+        torch.set_num_threads(1)
+        assert codec.encode(x) == a  # the caller's thread count does not change the bytes
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_decoder_arithmetic_is_exact():
     """On its fixed-point grid the decoder's float64 matmul is exact: any summation order (here: BLAS,
     reversed term by term, and exact rational arithmetic via math.fsum) gives the same bits."""
