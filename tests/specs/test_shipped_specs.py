@@ -186,3 +186,14 @@ def test_cli_spec_check_reports_errors(tmp_path, capsys):
     assert main(["spec", "check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "did you mean 'mantissa'" in err and "bad.yaml" in err and "#0 'Jet_pt'" in err
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_spec_round_trips_through_container_metadata(name):
+    from hepslim.policy import Spec
+
+    s = load_spec(name)
+    back = Spec.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert back.sha256 == s.sha256 and back == s
+    assert back.all_derived == s.all_derived
+    assert [r.to_dict() for r in back.all_rules] == [r.to_dict() for r in s.all_rules]
