@@ -118,25 +118,25 @@ def _cmd_spec(sub: argparse._SubParsersAction) -> None:
             print(f"container compression ({args.container}): {container_compression(s, args.container)}")
             return 0
         tree = args.tree or s.effective_tree
-        rows = [r.to_dict() for r in plan(s, input_branches(args.input, tree), container=args.container)]
+        rows = [bp.to_dict() for bp in plan(s, input_branches(args.input, tree), container=args.container)]
         if args.json:
             _print_json({"spec": s.name, "sha256": s.sha256, "input": args.input, "container": args.container,
                          "branches": rows})
             return 0
-        width = max((len(r["branch"]) for r in rows), default=10)
-        for r in rows:
-            typ = r["dtype"] + ("[]" if r["jagged"] else "")
-            if r["action"] == "store":
-                b = r["error_bound"]
+        width = max((len(row["branch"]) for row in rows), default=10)
+        for row in rows:
+            typ = row["dtype"] + ("[]" if row["jagged"] else "")
+            if row["action"] == "store":
+                b = row["error_bound"]
                 bound = "exact" if b is None else f"{b['kind']} {b['value']:.3g}"
-                what = f"{_codecs_text(r['codecs'])}  [{bound}; {r['rule'] or 'container default'}]"
-            elif r["action"] == "drop":
+                what = f"{_codecs_text(row['codecs'])}  [{bound}; {row['rule'] or 'container default'}]"
+            elif row["action"] == "drop":
                 what = "dropped"
             else:
-                what = f"not stored: {r['rule']}"
-            print(f"{r['branch']:<{width}}  {typ:<10} {what}")
-        n = {a: sum(r["action"] == a for r in rows) for a in ("store", "drop", "derive")}
-        lossy = sum(r["action"] == "store" and not r["lossless"] for r in rows)
+                what = f"not stored: {row['rule']}"
+            print(f"{row['branch']:<{width}}  {typ:<10} {what}")
+        n = {a: sum(row["action"] == a for row in rows) for a in ("store", "drop", "derive")}
+        lossy = sum(row["action"] == "store" and not row["lossless"] for row in rows)
         print(f"{len(rows)} branches: {n['store']} stored ({lossy} lossy), {n['drop']} dropped, "
               f"{n['derive']} derived")
         return 0
