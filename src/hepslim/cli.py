@@ -117,8 +117,8 @@ def _cmd_spec(sub: argparse._SubParsersAction) -> None:
                     print(f"  derived {d.name} = {d.function}({', '.join(d.inputs)})  tol {d.tolerance:g}")
             print(f"container compression ({args.container}): {container_compression(s, args.container)}")
             return 0
-        tree = args.tree or s.effective_tree
-        rows = [bp.to_dict() for bp in plan(s, input_branches(args.input, tree), container=args.container)]
+        types = input_branches(args.input, args.tree, prefer=s.effective_tree)
+        rows = [bp.to_dict() for bp in plan(s, types, container=args.container)]
         if args.json:
             _print_json({"spec": s.name, "sha256": s.sha256, "input": args.input, "container": args.container,
                          "branches": rows})

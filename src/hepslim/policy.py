@@ -56,6 +56,7 @@ import numpy as np
 
 from hepslim.errors import (
     CodecParameterError,
+    FormatError,
     HepslimError,
     PipelineError,
     SpecError,
@@ -908,11 +909,14 @@ def plan(spec: Spec | str | None, branches: Mapping[str, tuple[np.dtype | str, b
     return out
 
 
-def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dict[str, tuple[np.dtype, bool]]:
+def input_branches(path: str | os.PathLike[str], tree: str | None = None, *, prefer: str | None = None
+                   ) -> dict[str, tuple[np.dtype, bool]]:
     """Branch name -> (leaf dtype, jagged) of an input: ROOT TTree/RNTuple (types from the file header, no
     data read), or any file `hepslim.open` reads (Parquet, Zarr, hepslim outputs).
 
-    RNTuple collections (``_collectionN`` records) give their fields' flat NanoAOD names."""
+    RNTuple collections (``_collectionN`` records) give their fields' flat NanoAOD names. ``tree`` must
+    exist; without it, ``prefer`` (a spec's default tree) is used when present, else ``Events``, else the
+    file's only tree."""
     p = os.fspath(path)
     head = b""
     if os.path.isfile(p):
@@ -935,13 +939,15 @@ def input_branches(path: str | os.PathLike[str], tree: str | None = None) -> dic
 
         raise MissingDependencyError("uproot", "root", "reading ROOT files") from None
     f = uproot.open(p)
+    trees = list(dict.fromkeys(
+        k.split(";")[0] for k, c in f.classnames().items() if c in ("TTree", "ROOT::RNTuple")))
     name = tree
     if name is None:
-        trees = [k.split(";")[0] for k, c in f.classnames().items() if c in ("TTree", "ROOT::RNTuple")]
-        trees = list(dict.fromkeys(trees))
-        name = "Events" if "Events" in trees else trees[0] if len(trees) == 1 else None
+        name = prefer if prefer in trees else "Events" if "Events" in trees else trees[0] if len(trees) == 1 else None
         if name is None:
-            raise HepslimError(f"{p}: several trees ({', '.join(trees)}); name one with --tree")
+            raise FormatError(f"{p}: {len(trees)} trees ({', '.join(trees) or 'none'}); name one with --tree")
+    elif name not in trees:
+        raise FormatError(f"{p}: no tree or RNTuple {name!r}; it has {', '.join(trees) or 'none'}")
     obj = f[name]
     out = {}
     if hasattr(obj, "branches"):

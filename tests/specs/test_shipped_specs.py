@@ -197,3 +197,15 @@ def test_shipped_spec_round_trips_through_container_metadata(name):
     assert back.sha256 == s.sha256 and back == s
     assert back.all_derived == s.all_derived
     assert [r.to_dict() for r in back.all_rules] == [r.to_dict() for r in s.all_rules]
+
+
+@needs_data
+def test_tree_selection(capsys):
+    from hepslim.errors import FormatError
+
+    hzz = DATA / "uproot-HZZ.root"
+    assert "Muon_Px" in input_branches(hzz)  # the file's only tree ("events"), though the spec says Events
+    with pytest.raises(FormatError, match="no tree or RNTuple 'Events'; it has events"):
+        _input_branches(hzz, "Events")
+    assert main(["spec", "show", "nanoaod", "--input", str(hzz), "--tree", "nope"]) == 1
+    assert "no tree or RNTuple 'nope'" in capsys.readouterr().err
