@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 pytest.importorskip("fastjet")
@@ -38,8 +40,13 @@ def _reference(tr: NegWeights, fp: FlatParticles, w0: np.ndarray, max_radius: fl
     n = len(w0)
     dist = np.array([[K.event_distance(i, j, metric, tab.offs, tab.data, param) for j in range(n)] for i in range(n)])
     w = w0.copy()
-    neg = np.flatnonzero(w < 0)
-    seeds = neg[np.argsort(w[neg], kind="stable")]
+    neg = [i for i in range(n) if w[i] < 0]
+    if tr.seeds == "most_negative":
+        seeds = sorted(neg, key=lambda i: (w[i], i))
+    elif tr.seeds == "least_negative":
+        seeds = sorted(neg, key=lambda i: (-w[i], i))
+    else:
+        seeds = neg
     cells = []
     for s in seeds:
         if w[s] >= 0:
@@ -69,6 +76,36 @@ def test_matches_brute_force_reference(method):
     assert got == cells_ref
     np.testing.assert_allclose(w1, w_ref, rtol=1e-12, atol=1e-12 * np.abs(w0).max())
     assert len(set(cells.seed.tolist())) == cells.n_cells  # a seed is used at most once
+
+
+@pytest.mark.parametrize("seeds", ["least_negative", "any"])
+def test_seed_strategies_match_reference(seeds):
+    _, fp, w0, _ = _sample(200, seed=17)
+    tr = NegWeights(seeds=seeds, jet_ptmin=0.0)
+    w1, _, cells, _ = tr.reweight(fp, w0)
+    w_ref, cells_ref = _reference(tr, fp, w0)
+    got = [list(cells.members[cells.offsets[c]:cells.offsets[c + 1]]) for c in range(cells.n_cells)]
+    assert got == cells_ref
+    np.testing.assert_allclose(w1, w_ref, rtol=1e-12, atol=1e-12 * np.abs(w0).max())
+
+
+@pytest.fixture(scope="module")
+def small_table():
+    _, fp, _, _ = _sample(120, seed=23)
+    return fp
+
+
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=True), min_size=120, max_size=120),
+       st.sampled_from(["mean", "abs"]))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_property_sum_exact_and_no_negative(small_table, weights, rule):
+    w0 = np.array(weights)
+    w1, _, cells, _ = NegWeights(cell_mean=rule).reweight(small_table, w0)
+    assert math.fsum(w1) == math.fsum(w0) or abs(math.fsum(w1) - math.fsum(w0)) <= 1e-12 * np.abs(w0).sum()
+    if math.fsum(w0) > 1e-9 * np.abs(w0).sum():
+        assert w1.min() >= 0.0
+    assert len(set(cells.seed.tolist())) == cells.n_cells
+    assert np.all(w0[cells.seed] < 0)
 
 
 def test_sum_conserved_and_no_negative_left():
