@@ -25,6 +25,7 @@ pytest.importorskip("torch")  # encoding needs the 'ml' extra; decoding does not
 FIXTURES = Path(__file__).parent / "fixtures"
 UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 FAST = {"hidden": 8, "epochs": 2}
+NET = {"latent": 1, "hidden": 8, "epochs": 20}  # on `correlated` data: the network is kept
 
 
 def jets(n: int, seed: int = 0, dtype: type = np.float32) -> np.ndarray:
@@ -36,6 +37,12 @@ def jets(n: int, seed: int = 0, dtype: type = np.float32) -> np.ndarray:
     mass = pt * rng.uniform(0.05, 0.2, n)
     energy = np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)
     return np.stack([pt, eta, phi, mass, energy], axis=1).astype(dtype)
+
+
+def correlated(n: int, seed: int = 0) -> np.ndarray:
+    """Five features driven by one hidden variable: a network (``NET``) pays for its weights here."""
+    t = np.random.default_rng(seed).normal(size=(n, 1))
+    return np.hstack([t, 2 * t + 1, -0.5 * t, 3 * t - 2, np.abs(t)]).astype(np.float32)
 
 
 def with_specials(x: np.ndarray) -> np.ndarray:
@@ -117,6 +124,20 @@ def test_rare_outliers_are_patched_not_widening_every_code():
     assert_within(codec, x, data)
 
 
+def test_the_network_must_pay_for_its_weights():
+    """A small block (or one without redundancy) is stored without a network: no worse than per-column
+    codes plus a small header; a large correlated one keeps its network."""
+    x = jets(60, seed=17)
+    codec = Autoencoder(abs_error=1e-3, **FAST)
+    data = codec.encode(x)
+    lay = _parse(data)[0]
+    assert lay.latent == 0 and lay.layers == ()
+    assert_within(codec, x, data)
+    q = sum(len(Quantize(abs_error=1e-3).encode(np.ascontiguousarray(x[:, j]))) for j in range(5))
+    assert len(data) < q + 200
+    assert _parse(Autoencoder(abs_error=1e-3, **NET).encode(correlated(2000, seed=17)))[0].latent == 1
+
+
 def test_big_endian_input_keeps_its_dtype():
     x = jets(500, seed=4).astype(">f4")
     y = assert_within(Autoencoder(abs_error=1e-3, **FAST), x)
@@ -157,10 +178,11 @@ def test_decode_works_without_torch(monkeypatch):
 
 
 def test_encode_is_deterministic_for_a_seed():
-    x = jets(2000, seed=6)
-    a = Autoencoder(abs_error=1e-3, seed=11, **FAST)
+    x = correlated(2000, seed=6)
+    a = Autoencoder(abs_error=1e-3, seed=11, **NET)
     assert a.encode(x) == a.encode(x)
-    b = Autoencoder(abs_error=1e-3, seed=12, **FAST)
+    assert _parse(a.encode(x))[0].latent == 1
+    b = Autoencoder(abs_error=1e-3, seed=12, **NET)
     assert b.encode(x) != a.encode(x)  # another initialisation, another (valid) encoding
     assert_within(b, x)
 
@@ -210,6 +232,7 @@ def test_decoder_arithmetic_is_exact():
 def test_stored_bytes_decode_bit_exactly():
     """Committed fixture: bytes written by this codec must keep decoding to the very same values."""
     data = (FIXTURES / "autoencoder_abs_f32.bin").read_bytes()
+    assert _parse(data)[0].latent == 1
     x = np.load(FIXTURES / "autoencoder_abs_f32.input.npy")
     want = np.load(FIXTURES / "autoencoder_abs_f32.decoded.npy")
     cfg = json.loads((FIXTURES / "autoencoder_abs_f32.json").read_text())
@@ -250,9 +273,7 @@ def test_conformance(codec):
 # ---- it learns -----------------------------------------------------------------------------------------
 def test_beats_per_column_quantize_on_strongly_correlated_features():
     """Five features driven by one hidden variable: latent + narrow residuals beat 5 full-range codes."""
-    rng = np.random.default_rng(12)
-    t = rng.normal(size=(20000, 1))
-    x = np.hstack([t, 2 * t + 1, -0.5 * t, 3 * t - 2, np.abs(t)]).astype(np.float32)
+    x = correlated(20000, seed=12)
     ae = Autoencoder(abs_error=1e-3, latent=1, hidden=16, epochs=8).encode(x)
     q = sum(len(Quantize(abs_error=1e-3).encode(np.ascontiguousarray(x[:, j]))) for j in range(5))
     assert len(ae) < 0.8 * q, (len(ae), q)
@@ -260,8 +281,8 @@ def test_beats_per_column_quantize_on_strongly_correlated_features():
 
 # ---- corruption and parameters ------------------------------------------------------------------------
 def test_corrupt_bytes_are_refused():
-    x = jets(300, seed=13)
-    codec = Autoencoder(abs_error=1e-3, **FAST)
+    x = correlated(2000, seed=13)
+    codec = Autoencoder(abs_error=1e-3, **NET)
     data = codec.encode(x)
     for cut in (0, 3, 10, 40, 200, len(data) // 2, len(data) - 1):
         with pytest.raises(CorruptDataError):
@@ -273,6 +294,7 @@ def test_corrupt_bytes_are_refused():
     with pytest.raises(CorruptDataError, match="version"):
         _parse(data[:4] + bytes([99]) + data[5:])
     lay = _parse(data)[0]
+    assert lay.layers
     # a decoder weight off the fixed-point grid would break the exactness guarantee: refused
     pos = data.index(np.float32(lay.layers[0][0][0, 0]).tobytes())
     bad = data[:pos] + np.float32(lay.layers[0][0][0, 0] + 2.0**-20).tobytes() + data[pos + 4 :]
@@ -308,9 +330,10 @@ def test_integers_are_refused():
 
 
 def _make_fixture() -> None:  # python tests/codecs/test_autoencoder.py: (re)writes the committed fixture
-    x = with_specials(jets(400, seed=14))
-    codec = Autoencoder(abs_error=1e-3, latent=2, hidden=8, epochs=3, seed=1)
+    x = with_specials(correlated(2000, seed=14))
+    codec = Autoencoder(abs_error=1e-3, seed=1, **NET)
     data = codec.encode(x)
+    assert _parse(data)[0].latent == 1  # the fixture exercises the network path
     (FIXTURES / "autoencoder_abs_f32.bin").write_bytes(data)
     np.save(FIXTURES / "autoencoder_abs_f32.input.npy", x)
     np.save(FIXTURES / "autoencoder_abs_f32.decoded.npy", codec.decode(data))

@@ -156,6 +156,8 @@ class _Layout:
 
     def predict(self, zcodes: np.ndarray) -> np.ndarray:
         """Prediction ``p`` (rows x features, float64; rel mode: of ``log2|x|``) from latent codes."""
+        if not self.layers:  # no network: the per-feature mean
+            return np.repeat(self.mean[None, :], zcodes.shape[0], axis=0)
         z = zcodes.astype(np.float64) * self.zstep + self.zmin  # exact: on the grid
         np.clip(z, -_A_MAX, _A_MAX, out=z)
         out = _forward(z, self.layers)
@@ -196,7 +198,9 @@ def _prepare(x2: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stats(f: np.ndarray, ok: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and scale over usable values (robust fallbacks for overflow / constants)."""
+    """Per-feature centre and scale over usable values: the median and the 16-84% half-width (the
+    standard deviation of a Gaussian), robust to a few huge values, which go to patches/escapes anyway;
+    the standard deviation (or 1) where that width is 0."""
     nf = f.shape[1]
     mean, scale = np.zeros(nf), np.ones(nf)
     if not standardize:
@@ -206,10 +210,10 @@ def _stats(f: np.ndarray, ok: np.ndarray, standardize: bool) -> tuple[np.ndarray
             v = f[ok[:, j], j]
             if v.size == 0:
                 continue
-            m, s = float(np.mean(v)), float(np.std(v))
-            if not (math.isfinite(m) and math.isfinite(s)):
-                q16, m, q84 = (float(t) for t in np.quantile(v, [0.16, 0.5, 0.84]))
-                s = (q84 - q16) / 2
+            q16, m, q84 = (float(t) for t in np.quantile(v, [0.16, 0.5, 0.84]))
+            s = (q84 - q16) / 2
+            if not (math.isfinite(s) and s > 0):
+                s = float(np.std(v))
             if math.isfinite(m):
                 mean[j] = m
             if math.isfinite(s) and s > 0:
@@ -316,7 +320,7 @@ class Autoencoder(ArrayBytesCodec):
     hidden: int = param(32, allowed="1..256", doc="width of the two hidden layers of encoder and decoder")
     epochs: int = param(20, allowed="0..100000", doc="training epochs (Adam, batches of 256)")
     seed: int = param(0, allowed="0..2**63-1", doc="seeds weight init, shuffling and row subsampling")
-    standardize: bool = param(True, allowed="true | false", doc="per-feature mean/std scaling before the net")
+    standardize: bool = param(True, allowed="true | false", doc="per-feature centring and scaling (median, 16-84% half-width) before the net")
     max_rows_train: int = param(65536, allowed=">= 1", doc="rows used for training (a seeded subsample)")
     latent_bits: int | None = param(None, allowed="1..24 or null (auto)",
                                     doc="bits per latent value; null: the cheapest of 4..14")
@@ -416,12 +420,21 @@ class Autoencoder(ArrayBytesCodec):
             signed = np.signbit(x2).any(axis=0) & True
         base = dict(mode=_MODES.index(mode), dtype=x.dtype, shape=x.shape, n=n, f=nf, latent=latent,
                     hidden=self.hidden, mean=mean, scale=scale, step=step, signed=signed, layers=layers)
-        bits = self.latent_bits
-        if bits is None:
-            sub = np.arange(n) if n <= _AUTO_ROWS else np.sort(
-                np.random.default_rng(self.seed + 1).choice(n, _AUTO_ROWS, replace=False))
-            costs = [self._residuals(x2[sub], z[sub], b, base, bound, cost_only=True) for b in _AUTO_BITS]
-            bits = _AUTO_BITS[int(np.argmin(costs))]
+        # candidates: each latent width, and no network at all (predict the mean: the network must pay
+        # for its own weights, which it does not on small blocks or features without redundancy)
+        cands = _AUTO_BITS if self.latent_bits is None else (self.latent_bits,)
+        sub = np.arange(n) if n <= _AUTO_ROWS else np.sort(
+            np.random.default_rng(self.seed + 1).choice(n, _AUTO_ROWS, replace=False))
+        scale_up = n / sub.size
+        weight_bits = 32 * sum(w.size + b.size for w, b in w32) + 128 * latent
+        costs = [self._residuals(x2[sub], z[sub], b, base, bound, cost_only=True) * scale_up + weight_bits
+                 for b in cands]
+        none = {**base, "latent": 0, "hidden": 0, "layers": ()}
+        z0 = np.zeros((n, 0))
+        if self._residuals(x2[sub], z0[sub], 0, none, bound, cost_only=True) * scale_up <= min(costs):
+            lay, zcodes, codes, patches, sign, esc = self._residuals(x2, z0, 0, none, bound)
+            return self._pack(x, mode, n, nf, 0, 0, lay, zcodes, [], codes, patches, sign, esc)
+        bits = cands[int(np.argmin(costs))]
         lay, zcodes, codes, patches, sign, esc = self._residuals(x2, z, bits, base, bound)
         return self._pack(x, mode, n, nf, latent, bits, lay, zcodes, w32, codes, patches, sign, esc)
 
@@ -522,7 +535,7 @@ class Autoencoder(ArrayBytesCodec):
         parts = [_HEAD.pack(MAGIC, VERSION, _MODES.index(mode), 0,
                             x.dtype.str.encode("ascii").ljust(4, b"\0"), x.ndim),
                  struct.pack(f"<{x.ndim}Q", *x.shape),
-                 _DIMS.pack(n, nf, latent, self.hidden if lay is not None else 0, bits, esc.size)]
+                 _DIMS.pack(n, nf, latent, self.hidden if latent else 0, bits, esc.size)]
         if lay is None:
             return b"".join(parts)
         for j in range(nf):
@@ -591,7 +604,9 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
         lay = _Layout(mode, dtype, shape, n, nf, 0, 0, 0, mean=z0, scale=z0, step=z0, width=i0, owidth=i0,
                       n_over=i0, signed=np.zeros(0, bool), zmin=z0, zstep=z0, layers=())
         return lay, empty, np.zeros((n, nf), np.uint64), None, np.zeros(0, np.int64), np.zeros(0, dtype)
-    if not 1 <= latent <= min(max(nf - 1, 1), _MAX_WIDTH) or not 1 <= hidden <= _MAX_WIDTH or bits < 1:
+    no_net = latent == 0 and hidden == 0 and bits == 0  # a block stored without a network
+    if not no_net and (not 1 <= latent <= min(max(nf - 1, 1), _MAX_WIDTH) or not 1 <= hidden <= _MAX_WIDTH
+                       or bits < 1):
         raise CorruptDataError(f"autoencoder: bad dimensions (latent {latent}, hidden {hidden}, bits {bits})")
     need(pos, nf * _FEAT.size + latent * _LAT.size, "per-feature parameters")
     feats = [_FEAT.unpack_from(buf, pos + j * _FEAT.size) for j in range(nf)]
@@ -606,7 +621,7 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
     if (width > 64).any() or (owidth > 64).any() or (n_over > n).any() or (n_over < 0).any():
         raise CorruptDataError("autoencoder: bad residual widths or patch counts")
     layers = []
-    for a, b in ((latent, hidden), (hidden, hidden), (hidden, nf)):
+    for a, b in ((latent, hidden), (hidden, hidden), (hidden, nf)) if not no_net else ():
         need(pos, 4 * (a * b + b), "decoder weights")
         w = raw[pos : pos + 4 * a * b].view("<f4").reshape(a, b).astype(np.float64)
         pos += 4 * a * b
