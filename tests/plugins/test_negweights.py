@@ -489,3 +489,25 @@ def test_apply_on_nanoaod_branches(nano_small):
     assert math.fsum(g1) == pytest.approx(math.fsum(g0), rel=1e-6)
     assert ak.to_list(out.LHEPart_pt) == ak.to_list(ev.LHEPart_pt)
     assert ak.to_list(ak.num(out.LHEScaleWeight)) == ak.to_list(ak.num(ev.LHEScaleWeight))
+
+
+def test_lhe_drop_zero(tmp_path):
+    import awkward as ak
+    import pylhe
+
+    ev = generate_nlo(400, 31)
+    w = np.where(np.asarray(ev.weight) < 0, -1.0, 1.0)  # equal |w|: many cells sum to exactly 0
+    ev = ak.with_field(ev, w, "weight")
+    ev = ak.with_field(ev, w[:, None] * np.ones((1, 4)), "variations")
+    src = tmp_path / "pm.lhe"
+    write_nlo_lhe(ev, src)
+    full, dropped = tmp_path / "full.lhe", tmp_path / "drop.lhe"
+    rep = resample(src, full, diagnostics=False)
+    rep2 = resample(src, dropped, drop_zero=True, diagnostics=False)
+    assert rep.n_zero_after > 0 and rep2.n_written == rep.n_events - rep.n_zero_after
+    a = pylhe.to_awkward(pylhe.LHEFile.fromfile(str(full)).events)
+    b = pylhe.to_awkward(pylhe.LHEFile.fromfile(str(dropped)).events)
+    keep = np.asarray(a.eventinfo.weight) != 0
+    assert len(b) == int(keep.sum())
+    assert ak.to_list(b.particles) == ak.to_list(a.particles[keep])
+    assert math.fsum(np.asarray(b.eventinfo.weight)) == pytest.approx(math.fsum(w), rel=1e-9)
