@@ -511,3 +511,29 @@ def test_lhe_drop_zero(tmp_path):
     assert len(b) == int(keep.sum())
     assert ak.to_list(b.particles) == ak.to_list(a.particles[keep])
     assert math.fsum(np.asarray(b.eventinfo.weight)) == pytest.approx(math.fsum(w), rel=1e-9)
+
+
+def test_lhe_old_style_weights_block(tmp_path):
+    import awkward as ak
+    import pylhe
+
+    src = tmp_path / "rwgt.lhe"
+    write_nlo_lhe(generate_nlo(300, 41), src)
+    text = src.read_text()
+
+    def to_block(m: re.Match) -> str:
+        vals = re.findall(r"<wgt id='[^']*'>\s*(\S+)\s*</wgt>", m.group(0))
+        return "<weights> " + " ".join(vals) + " </weights>"
+
+    old = tmp_path / "weights.lhe"
+    old.write_text(re.sub(r"<rwgt>.*?</rwgt>", to_block, text, flags=re.S))
+    out = tmp_path / "out.lhe"
+    resample(old, out, diagnostics=False)
+    ref = tmp_path / "ref.lhe"
+    resample(src, ref, diagnostics=False)
+    a = pylhe.to_awkward(pylhe.LHEFile.fromfile(str(out)).events)
+    b = pylhe.to_awkward(pylhe.LHEFile.fromfile(str(ref)).events)
+    for f in b.weights.fields:  # same cells, same variations, whichever way they are written
+        assert np.allclose(np.asarray(a.weights[f]), np.asarray(b.weights[f]), rtol=1e-9)
+    assert ak.to_list(a.particles) == ak.to_list(b.particles)
+    assert out.read_text().count("<weights>") == 300

@@ -296,6 +296,8 @@ def _read_text(path: Path) -> str:
 _EVENT_RE = re.compile(r"<event(?:\s[^>]*)?>.*?</event>[ \t]*\r?\n?", re.S)
 _XWGT_RE = re.compile(r"(<event(?:\s[^>]*)?>\s*\S+\s+\S+\s+)(\S+)")
 _WGT_RE = re.compile(r"(<wgt\s+id\s*=\s*['\"]([^'\"]+)['\"][^>]*>\s*)([^<\s]+)")
+_WEIGHTS_RE = re.compile(r"(<weights(?:\s[^>]*)?>)(.*?)(</weights>)", re.S)
+_TOKEN_RE = re.compile(r"\S+")
 
 
 def _fmt(x: float) -> str:
@@ -330,6 +332,8 @@ def lhe_rewrite(texts: list[str], weights: np.ndarray, variations: dict[str, np.
                 block = text[a:b]
                 wi = weights[i]
                 block = _XWGT_RE.sub(lambda m: m.group(1) + _num(m.group(2), wi), block, count=1)
+                if variations and "<weights" in block:
+                    block = _WEIGHTS_RE.sub(lambda m: _old_style(m, variations, i, where), block)
                 if variations:
                     ii = i
                     block = _WGT_RE.sub(
@@ -343,6 +347,17 @@ def lhe_rewrite(texts: list[str], weights: np.ndarray, variations: dict[str, np.
     if i != len(weights):
         raise FormatError(f"{where}: {i} <event> blocks but {len(weights)} events read")
     return "".join(out)
+
+
+def _old_style(m: re.Match[str], variations: dict[str, np.ndarray], i: int, where: str) -> str:
+    """An old-style ``<weights> w1 w2 ... </weights>`` block: values in the order of ``<initrwgt>`` ids."""
+    names = list(variations)
+    toks = _TOKEN_RE.findall(m.group(2))
+    if len(toks) != len(names):
+        raise FormatError(f"{where}: a <weights> block has {len(toks)} values for {len(names)} weight ids")
+    it = iter(names)
+    inner = _TOKEN_RE.sub(lambda t: _num(t.group(0), variations[next(it)][i]), m.group(2))
+    return m.group(1) + inner + m.group(3)
 
 
 def write_lhe(sources: list[Source], output: Path, weights: np.ndarray, variations: dict[str, np.ndarray],
