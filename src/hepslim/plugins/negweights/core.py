@@ -82,7 +82,7 @@ def _threads(n_jobs: int | None) -> int:
 def resample_table(offs: np.ndarray, data: np.ndarray, metric: int, param: float, weights: np.ndarray,
                    variations: np.ndarray | None = None, *, seeds: str = "most_negative",
                    max_cell_size: float = math.inf, cell_mean: str = "mean", n_jobs: int | None = None,
-                   k0: int = 32, tree_seed: int = 0, leaf_size: int = 8, candidates: int = 0,
+                   k0: int = 8, tree_seed: int = 0, leaf_size: int = 8, candidates: int = 0,
                    timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray | None, Cells]:
     """Cell-resample ``weights`` (and every column of ``variations`` in the same cells); returns new arrays.
 
