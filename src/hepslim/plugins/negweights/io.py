@@ -83,7 +83,7 @@ def read_lhe(path: Path) -> tuple[Any, np.ndarray, dict[str, np.ndarray], Any]:
     except ImportError as exc:
         from hepslim.errors import MissingDependencyError
 
-        raise MissingDependencyError("pylhe", "negweights", "reading LHE files") from exc
+        raise MissingDependencyError("pylhe", "lhe", "reading LHE files") from exc
     import awkward as ak
 
     arr = pylhe.to_awkward(pylhe.LHEFile.fromfile(str(path)).events)

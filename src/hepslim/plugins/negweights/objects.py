@@ -180,7 +180,7 @@ def _cluster(starts: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray,
         import awkward as ak
         import fastjet
     except ImportError as exc:  # pragma: no cover - fastjet is a declared dependency of the extra
-        raise MissingDependencyError("fastjet", "negweights", "jet clustering") from exc
+        raise MissingDependencyError("fastjet", "samples", "jet clustering") from exc
     algos = {"antikt": fastjet.antikt_algorithm, "kt": fastjet.kt_algorithm,
              "cambridge": fastjet.cambridge_algorithm}
     counts = np.diff(starts)
