@@ -88,8 +88,13 @@ class NegWeights(EventTransform):
     # ---------------------------------------------------------------------------------------- core
     def table(self, particles: Any) -> tuple[Any, int, float]:
         """(object table, metric id, metric parameter) for final-state ``particles`` (var * {px,py,pz,e,pid})."""
-        from hepslim.plugins.negweights import _kernels as K
-        from hepslim.plugins.negweights.objects import FlatParticles, cell_objects, emd_objects
+        try:
+            from hepslim.plugins.negweights import _kernels as K
+            from hepslim.plugins.negweights.objects import FlatParticles, cell_objects, emd_objects
+        except ImportError as exc:
+            from hepslim.errors import MissingDependencyError
+
+            raise MissingDependencyError(exc.name or "numba", "ot", "negative-weight resampling") from exc
 
         fp = particles if isinstance(particles, FlatParticles) else FlatParticles.from_awkward(particles)
         if self.method == "cells":
