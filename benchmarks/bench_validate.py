@@ -69,19 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     baseline = None
     lossless_size = None
     for spec in specs:
-        dst = out / f"{Path(args.input).stem}.{spec}.{args.format}"
+        label = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
+        dst = out / f"{Path(args.input).stem}.{label}.{args.format}"
         if dst.exists():
             dst.unlink()
         try:
             hepslim.compress(args.input, dst, spec=spec)
         except hepslim.HepslimError as exc:
-            rows.append({"name": spec, "error": str(exc)})
+            rows.append({"name": label, "error": str(exc)})
             continue
         size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file()) if dst.is_dir() else dst.stat().st_size
         rep = validate(args.input, dst, tagger=args.tagger, report_dir=(out / f"report-{spec}") if args.report else None)
         if spec == "lossless":
             lossless_size = size
-        row = _row(spec, rep, size, lossless_size)
+        row = _row(label, rep, size, lossless_size)
         rows.append(row)
         if baseline is None and rep["benchmarks"]["tagger"]["verdict"] != "skipped":
             c = rep["benchmarks"]["tagger"]["cells"]["train_original/eval_original"]
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_train": rep["benchmarks"]["tagger"]["n_train"],
                 "n_test": rep["benchmarks"]["tagger"]["n_test"],
             }
-        print(f"done {spec}: {row['verdict']}", file=sys.stderr)
+        print(f"done {label}: {row['verdict']}", file=sys.stderr)
     result = {"input": args.input, "tagger_mode": args.tagger, "baseline": baseline, "specs": rows}
     if args.json:
         json.dump(result, sys.stdout, indent=2, default=str)

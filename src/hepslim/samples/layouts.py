@@ -6,7 +6,8 @@ Detector model (simple, documented, not a full simulation):
   (charged pT > 0.4 GeV, photons E > 0.5 GeV, neutral hadrons E > 1 GeV). Resolutions: tracks
   sigma(pT)/pT = 1% (+) 1e-4 pT, sigma(eta, phi) = 5e-4; photons sigma(E)/E = 5%/sqrt(E) (+) 0.5%;
   neutral hadrons 100%/sqrt(E) (+) 5%; neutrals sigma(eta, phi) = 0.01. PF ids: +-11, +-13, 22,
-  +-211 (other charged), 130 (other neutral).
+  +-211 (other charged), 130 (other neutral), each with the mass of that id (the PF hypothesis: a kaon
+  reconstructed as a charged hadron carries the pion mass), so E = sqrt(p^2 + m(id)^2).
 * **Impact parameters** of charged candidates from Pythia production vertices (beam spot at the origin):
   d0 = (x py - y px)/pT and dz = z - (x px + y py)/pT * pz/pT, in cm, smeared by
   sigma(d0) = 20 um (+) 100 um/pT[GeV], sigma(dz) = 30 um (+) 120 um/pT; neutrals have d0 = dz = 0.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from hepslim.derived import pdg_mass
 from hepslim.samples._physics import (
     cluster,
     delta_phi,
@@ -99,13 +101,13 @@ def pf_candidates(part: Any, rng: np.random.Generator) -> Any:
     pt = f["pt"] * scale
     eta = f["eta"] + sang * rng.standard_normal(n)
     phi = delta_phi(f["phi"] + sang * rng.standard_normal(n), 0.0)
-    m = f["m"]
-    px, py, pz, en = px_py_pz_e(pt, eta, phi, m)
     pdg = np.where(
         (aid == 11) | (aid == 13),
         f["id"],
         np.where(photon, 22, np.where(charged, 211 * np.sign(f["charge"]).astype(np.int64), 130)),
     ).astype(np.int32)
+    m = pdg_mass(pdg)  # the PF mass hypothesis of the candidate's type, as a PF reconstruction assigns
+    px, py, pz, en = px_py_pz_e(pt, eta, phi, m)
     # impact parameters from the true production vertex (mm -> cm), smeared; zero for neutrals
     x, y, z = f["vx"] / 10.0, f["vy"] / 10.0, f["vz"] / 10.0
     tpt = np.maximum(f["pt"], 1e-9)
