@@ -106,8 +106,9 @@ def run(name: str, x: np.ndarray, bounds: list[float], epochs: int, latent: int)
     td, y = timed(lambda: ae.decode(data))
     lay, _, _, _, esc, _ = _parse(data)
     err = float(np.max(np.abs(y.astype(np.float64) - x)))
-    note = (f"latent {lay.latent}x{lay.latent_bits} bits, residual widths {lay.width.tolist()}, "
-            f"{esc.size} escapes, decoder {4 * sum(w.size + b.size for w, b in lay.layers)} B")
+    net = (f"latent {lay.latent}x{lay.latent_bits} bits, decoder {4 * sum(w.size + b.size for w, b in lay.layers)} B"
+           if lay.latent else "no network (it did not pay for itself)")
+    note = f"{net}, residual widths {lay.width.tolist()}, {int(lay.n_over.sum())} patches, {esc.size} escapes"
     add(f"autoencoder (latent {latent})", {"bytes": len(data), "encode_s": te, "decode_s": td,
                                            "max_abs_err": err}, note)
     zs = Pipeline.from_configs([{"id": "zstd", "level": 9}])

@@ -245,7 +245,8 @@ def test_stored_bytes_decode_bit_exactly():
 # ---- config, registry, pipeline, conformance ---------------------------------------------------------------
 def test_config_json_round_trip_through_the_registry():
     for codec in (Autoencoder(abs_error=[0.1, 0.01], latent=1, hidden=16, epochs=3, seed=5),
-                  Autoencoder(rel_error=1e-3, standardize=False, latent_bits=10, max_rows_train=1000)):
+                  Autoencoder(rel_error=1e-3, standardize=False, latent_bits=10, max_rows_train=1000,
+                              target="packed")):
         cfg = json.loads(json.dumps(codec.get_config()))
         assert hepslim.get_codec(cfg) == codec
         check_config_roundtrip(codec)
@@ -318,6 +319,7 @@ def test_corrupt_bytes_are_refused():
     ({"abs_error": 1, "max_rows_train": 0}, "max_rows_train"),
     ({"abs_error": 1, "latent_bits": 25}, "latent_bits must be an integer in 1..24"),
     ({"abs_error": 1, "standardize": "yes"}, "standardize must be true or false"),
+    ({"abs_error": 1, "target": "lz4"}, "target must be zstd or packed"),
 ])
 def test_parameter_validation(kwargs, match):
     with pytest.raises(CodecParameterError, match=match):

@@ -7,9 +7,14 @@ ATLAS jet four-vector autoencoder of Wulff et al.), a small MLP autoencoder is t
 data itself at encode time; unlike them, the error is bounded:
 
 1. train ``encoder: F -> hidden -> hidden -> latent`` and ``decoder: latent -> hidden -> hidden -> F``
-   (ReLU) on per-feature standardized data (``rel_error``: on ``log2|x|``), CPU, seeded, deterministic,
-   one thread;
-2. quantize the latent codes uniformly (``latent_bits``, or the cheapest of a few widths when ``None``);
+   (ReLU) on per-feature centred and scaled data (mean and std of the central 99.8%; ``rel_error``:
+   of ``log2|x|``), CPU, seeded, deterministic, one thread; the decoder's weights are rounded onto a
+   fixed-point grid (below);
+2. quantize the latent codes uniformly (``latent_bits``, or the cheapest of a few widths when ``None``).
+   The network must pay for its own weights and latents: when storing the residuals from the
+   per-feature centre alone is cheaper (small blocks, features without redundancy), the block is stored
+   without a network. "Cheaper" means (``target``) after zstd (default: the code streams of up to 16k
+   rows compressed with zstd) or the codec's own packed size;
 3. run the *stored* decoder on the *quantized* latents, exactly as :meth:`Autoencoder.decode` will, and
    quantize the residual ``x - prediction`` with the declared bound: ``abs_error``:
    ``x' = p + q * step``, ``step ~ 2 * abs_error``; ``rel_error``: ``|x'| = 2**(p + q * h)``, zero a
@@ -20,10 +25,12 @@ data itself at encode time; unlike them, the error is bounded:
    list (row index + code), so a few outliers do not widen every code.
 
 **Decoding needs numpy only, never torch**: the decoder runs in float64 numpy from the stored float32
-weights, with a fixed summation order (one multiply-add per input unit, no BLAS) and ReLU, so in
-``abs_error`` mode decode is bit-reproducible on any IEEE-754 machine, and the bound checked at encode is the
-bound everywhere. ``rel_error`` mode needs ``exp2``, whose last float64 bit may differ between math
-libraries; its check keeps a margin of one final-dtype ulp so the bound still holds on another machine.
+weights, in exact fixed-point arithmetic (weights, biases, latents and activations on a 2**-14 grid with
+bounded magnitudes, so every product and sum of a layer is exact and BLAS, summation order, FMA or threads
+cannot change a bit; see ``_forward``). In ``abs_error`` mode decode is therefore bit-reproducible on any
+IEEE-754 machine, and the bound checked at encode is the bound everywhere. ``rel_error`` mode needs
+``exp2``, whose last float64 bit may differ between math libraries; its check keeps a margin of one
+final-dtype ulp so the bound still holds on another machine.
 Files written with this codec are readable without torch; only encoding needs the ``ml`` extra.
 
 When it pays (BENCHMARKS.md, "Learned autoencoder codec"): on features with real redundancy, e.g. jet
@@ -37,11 +44,13 @@ The bytes (little-endian)::
 
     magic "HSAE" | version u8 | mode u8 | flags u8 | dtype (4 bytes) | ndim u8 | shape u64*
     n_rows u64 | n_features u32 | latent u32 | hidden u32 | latent_bits u8 | n_escapes u64
-    per feature: mean f64, scale f64, step f64, width u8, signed u8, patch width u8, patches u64
+    per feature: centre f64, scale f64, step f64, width u8, signed u8, patch width u8, patches u64
     per latent: zmin f64, zstep f64 | decoder weights f32 (3 layers, W (in x out) then b)
     latent codes (bit-packed, one column after another) | per feature: residual codes (its width),
     patch rows (bit_width(n_rows - 1) bits each), patch codes (patch width)
     sign bits (signed features) | escape indices u64* | escape values (dtype)*
+
+A block without a network has latent = hidden = latent_bits = 0 and no latent or weight sections.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -77,7 +86,7 @@ _FEAT = struct.Struct("<dddBBBQ")
 _LAT = struct.Struct("<dd")
 _ROWS = 1 << 14  # rows per decoder block (the hidden activations stay in cache)
 _MAX_Q = 2.0**52  # residual codes are computed in float64: keep them exact integers
-_AUTO_BITS = (4, 6, 8, 10, 12, 14)  # latent widths tried when latent_bits is None
+_AUTO_BITS = (4, 6, 8, 10, 12)  # latent widths tried when latent_bits is None
 _AUTO_ROWS = 1 << 14  # rows used to choose the latent width
 _BATCH = 256
 _LR = 1e-2
@@ -198,9 +207,9 @@ def _prepare(x2: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stats(f: np.ndarray, ok: np.ndarray, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature centre and scale over usable values: the median and the 16-84% half-width (the
-    standard deviation of a Gaussian), robust to a few huge values, which go to patches/escapes anyway;
-    the standard deviation (or 1) where that width is 0."""
+    """Per-feature centre and scale over usable values: mean and standard deviation of the values between
+    the 0.1% and 99.9% quantiles (a few huge values, which go to patches or escapes anyway, cannot
+    blow them up; heavy tails keep a scale that lets the network see them); 1 where that is 0."""
     nf = f.shape[1]
     mean, scale = np.zeros(nf), np.ones(nf)
     if not standardize:
@@ -210,14 +219,14 @@ def _stats(f: np.ndarray, ok: np.ndarray, standardize: bool) -> tuple[np.ndarray
             v = f[ok[:, j], j]
             if v.size == 0:
                 continue
-            q16, m, q84 = (float(t) for t in np.quantile(v, [0.16, 0.5, 0.84]))
-            s = (q84 - q16) / 2
-            if not (math.isfinite(s) and s > 0):
-                s = float(np.std(v))
+            lo, hi = np.quantile(v, [0.001, 0.999])
+            w = v[(v >= lo) & (v <= hi)]
+            v = w if w.size >= max(1, v.size // 2) else v  # tiny samples: no trimming
+            m, sd = float(np.mean(v)), float(np.std(v))
             if math.isfinite(m):
                 mean[j] = m
-            if math.isfinite(s) and s > 0:
-                scale[j] = s
+            if math.isfinite(sd) and sd > 0:
+                scale[j] = sd
     return mean, scale
 
 
@@ -289,6 +298,23 @@ def _train(t: np.ndarray, rows: np.ndarray, latent: int, hidden: int, epochs: in
     return z64, layers
 
 
+def _code_streams(lay: _Layout, zcodes: np.ndarray, codes: np.ndarray,
+                  patches: list[tuple[np.ndarray, np.ndarray]], sign: np.ndarray | None) -> list[bytes]:
+    """The bit-packed sections after the weights: latent codes, per feature residual codes and patches,
+    sign bits."""
+    n = codes.shape[0]
+    parts = [pack_bits(zcodes[:, k], lay.latent_bits) for k in range(zcodes.shape[1])]
+    iw = bit_width(n - 1)
+    for j in range(codes.shape[1]):
+        parts.append(pack_bits(codes[:, j], int(lay.width[j])))
+        parts.append(pack_bits(patches[j][0], iw))
+        parts.append(pack_bits(patches[j][1], int(lay.owidth[j])))
+    if sign is not None:
+        for js in np.flatnonzero(lay.signed):
+            parts.append(pack_bits(sign[:, js], 1))
+    return parts
+
+
 def _choose_width(u: np.ndarray, fixed_esc: np.ndarray) -> tuple[int, int]:
     """Patched frame of reference for one feature's codes: the width ``w`` minimising
     ``n * w + (codes wider than w) * (row-index bits + overflow width)``, and that overflow width."""
@@ -320,10 +346,14 @@ class Autoencoder(ArrayBytesCodec):
     hidden: int = param(32, allowed="1..256", doc="width of the two hidden layers of encoder and decoder")
     epochs: int = param(20, allowed="0..100000", doc="training epochs (Adam, batches of 256)")
     seed: int = param(0, allowed="0..2**63-1", doc="seeds weight init, shuffling and row subsampling")
-    standardize: bool = param(True, allowed="true | false", doc="per-feature centring and scaling (median, 16-84% half-width) before the net")
+    standardize: bool = param(True, allowed="true | false",
+                              doc="per-feature centring and scaling (trimmed mean and std) before the net")
     max_rows_train: int = param(65536, allowed=">= 1", doc="rows used for training (a seeded subsample)")
     latent_bits: int | None = param(None, allowed="1..24 or null (auto)",
-                                    doc="bits per latent value; null: the cheapest of 4..14")
+                                    doc="bits per latent value; null: the cheapest of 4..12")
+    target: str = param("zstd", allowed="zstd | packed",
+                        doc="choose network/no network and latent bits for the size after zstd "
+                            "(measured on a sample), or for this codec's own bit-packed size")
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> CodecParameterError:
@@ -369,6 +399,8 @@ class Autoencoder(ArrayBytesCodec):
         integer("max_rows_train", 1, 2**62)
         if self.latent_bits is not None:
             integer("latent_bits", 1, 24)
+        if self.target not in ("zstd", "packed"):
+            raise bad(f"target must be zstd or packed, got {self.target!r}")
         if not isinstance(self.standardize, bool):
             raise bad(f"standardize must be true or false, got {self.standardize!r}")
 
@@ -523,6 +555,12 @@ class Autoencoder(ArrayBytesCodec):
             codes[rows, j] = 0
         n_over = np.array([r.size for r, _ in patches], np.int64)
         n_esc = int(np.count_nonzero(esc))
+        if cost_only and self.target == "zstd":  # measured: the code streams through zstd
+            from hepslim.codecs.lossless import Zstd
+
+            lay = dataclasses.replace(lay, width=width, owidth=owidth, n_over=n_over)
+            streams = b"".join(_code_streams(lay, zcodes, codes, patches, sign))
+            return 8 * len(Zstd(level=3).encode(streams)) + n_esc * esc_bits
         if cost_only:
             return (n * (lat * bits + int(width.sum()) + int(lay.signed.sum())) + n_esc * esc_bits
                     + int(np.sum(n_over * (bit_width(n - 1) + owidth))))
@@ -546,16 +584,7 @@ class Autoencoder(ArrayBytesCodec):
         for w, b in w32:
             parts.append(w.astype("<f4").tobytes())
             parts.append(b.astype("<f4").tobytes())
-        for k in range(latent):
-            parts.append(pack_bits(zcodes[:, k], bits))
-        iw = bit_width(n - 1)
-        for j in range(nf):
-            parts.append(pack_bits(codes[:, j], int(lay.width[j])))
-            parts.append(pack_bits(patches[j][0], iw))
-            parts.append(pack_bits(patches[j][1], int(lay.owidth[j])))
-        if sign is not None:
-            for js in np.flatnonzero(lay.signed):
-                parts.append(pack_bits(sign[:, js], 1))
+        parts += _code_streams(lay, zcodes, codes, patches, sign)
         xn = np.ascontiguousarray(x).reshape(-1)
         parts.append(esc.astype("<u8").tobytes())
         parts.append(xn[esc].tobytes())
