@@ -547,6 +547,7 @@ _KINEMATICS: list[tuple[str, tuple[str, ...], str, bool, Callable[..., np.ndarra
     ("energy", ("px", "py", "pz", "pid"), "energy_from_pxpypz_pid", True, None),
     ("energy", ("pt", "eta", "phi", "mass"), "energy_from_ptetaphimass", True, None),
     ("mass", ("px", "py", "pz", "energy"), "mass_from_pxpypze", True, None),
+    ("mass", ("pid",), "mass_from_pid", True, None),
     ("p", ("px", "py", "pz"), "p_from_pxpypz", False, _p),
     ("eta", ("px", "py", "pz"), "eta_from_pxpypz", False, _eta),
     ("phi", ("px", "py"), "phi_from_pxpy", False, lambda px, py: np.arctan2(py, px)),
