@@ -182,6 +182,9 @@ def test_real_nanoaod(name: str) -> None:
     assert "pre-rounded" in rep.branch("Jet_pt").flags
     assert rep.branch("Jet_pt").collection == "Jet" and rep.branch("nJet").collection == "Jet"
     assert rep.totals["stored_bytes_per_event"] <= rep.totals["file_bytes_per_event"]
+    if name == "nano_tt_v12.root":  # NanoAOD stores the muon mass, which the PDG id implies
+        rel = rep.branch("Muon_mass").derivable
+        assert rel is not None and rel.function == "mass_from_pid" and rel.inputs == ("Muon_pdgId",)
     for b in rep.branches:  # every dropped branch really is constant or a confirmed duplicate
         if b.suggestion.startswith("drop"):
             assert b.constant_value is not None or b.duplicate_of is not None or b.n_values == 0
