@@ -151,6 +151,9 @@ def test_draft_spec_passes_spec_check(report, tmp_path: Path) -> None:  # noqa: 
     assert d is not None and d.function == "energy_from_pxpypz_mass"
     assert spec.rule_for("Jet_etaRounded").codecs[0] == {"id": "mantissa", "keepbits": 10, "rounding": "nearest"}
     assert main(["spec", "check", str(out)]) == 0
+    # a lossy parent decides precision: the draft then only drops and derives
+    text = report.draft_spec(extends="nanoaod")
+    assert "mantissa" not in text and "MET_ptCopy" in text and "energy_from_pxpypz_mass" in text
     with pytest.raises(Exception, match="exists"):
         report.write_spec(out)
 

@@ -786,8 +786,9 @@ class SurveyReport:
     # ---- draft spec
     def draft_spec(self, name: str | None = None, extends: str | None = None) -> str:
         """A draft spec (YAML text with comments): drop constant/empty/duplicate branches (never event ids,
-        counters or indices), ``derived:`` entries for registered kinematic relations, and ``mantissa`` rules
-        keeping exactly the precision pre-rounded float branches already have (lossless on this data)."""
+        counters or indices), ``derived:`` entries for registered kinematic relations, and -- unless it
+        ``extends`` a lossy spec, which then decides precision -- ``mantissa`` rules keeping exactly the
+        precision pre-rounded float branches already have (lossless on this data)."""
         name = name or re.sub(r"[^A-Za-z0-9_]+", "_", Path(self.path).stem) + "_survey"
         drops: list[tuple[str, str]] = []
         derived: list[tuple[str, Relation]] = []
@@ -798,6 +799,8 @@ class SurveyReport:
                 derived.append((b.name, b.derivable))
         by_bits: dict[int, list[str]] = {}
         for b in sorted(self.branches, key=lambda x: x.name):
+            if not _lossless_parent(extends):
+                break  # a lossy parent decides the precision; the draft only drops and derives
             if "pre-rounded" in b.flags and not b.suggestion.startswith(("drop", "derive")):
                 by_bits.setdefault(max(1, int(b.effective_bits or 1)), []).append(b.name)
         out = [f"# Draft spec written by `hepslim survey` from {Path(self.path).name} "
@@ -840,6 +843,16 @@ class SurveyReport:
         text = self.draft_spec(name=name, extends=extends)
         _atomic_write(p, text, check=load_spec)
         return str(p)
+
+
+def _lossless_parent(extends: str | None) -> bool:
+    if extends is None:
+        return True
+    from hepslim.policy import load_spec
+
+    sp = load_spec(extends)
+    d = sp.effective_default
+    return all(r.lossless for r in sp.all_rules) and (d is None or d.lossless)
 
 
 _FLAGS = ("constant", "near-constant", "always-default", "empty", "duplicate", "derivable", "pre-rounded")
