@@ -195,3 +195,20 @@ def test_cli_tune_json(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert d["budget"]["used_calls"] <= 12
     assert main(["spec", "check", str(out)]) == 0
     assert main(["tune", str(sample), "-o", str(out)]) == 1  # exists, no --force
+
+
+@pytest.mark.slow
+def test_real_nanoaod_from_nanoaod_spec(tmp_path: Path) -> None:
+    """Tune production NanoAOD from the shipped spec: the held-back verdict of the written spec file agrees
+    with the tuner's and is indistinguishable, whatever the base spec's own verdict."""
+    from hepslim.tune import evaluate
+
+    path = Path("/work/shared/data/nano_tt_v12.root")
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    res = tune(path, "nanoaod", budget="1500,5m")
+    out = tmp_path / "tuned.yaml"
+    res.write_spec(out)
+    ev = evaluate(path, str(out), seed=res.seed)
+    assert res.verdict == ev["verdict"] == "indistinguishable"
+    assert load_spec(str(out)).parent.name == "nanoaod"
