@@ -368,11 +368,16 @@ class RootWriter:
             data = self._data(prepared)
             types = {k: (v.type.content if hasattr(v, "layout") else v.dtype) for k, v in data.items()}
             counters = {x: c for x, c in self.group_counter.items()} | self.single_counter
+            # uproot stores the TTree header uncompressed with room for this many baskets per branch
+            # (20 bytes each); size it to the expected chunk count (it grows by itself if exceeded)
+            total = self.plan.num_entries_hint
+            expected = -(-total // n) if total and n else 10
             self.tree = self.file.mktree(
                 self.tree_name,
                 types,
                 counter_name=lambda counted: counters.get(counted, "n" + counted),
                 field_name=lambda outer, inner: inner if outer == "" else f"{outer}_{inner}",
+                initial_basket_capacity=max(2, min(10, expected + 1)),
             )
             from hepslim.policy import container_compression
 
