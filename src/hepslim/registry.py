@@ -71,9 +71,9 @@ class CodecRegistry:
 
     def _add_builtins_from_source(self) -> None:
         # Only when hepslim runs from a source tree without installed metadata (no entry points at all).
-        from hepslim.codecs import lossless, mantissa, quantize
+        from hepslim.codecs import autoencoder, lossless, mantissa, quantize
 
-        for mod in (lossless, mantissa, quantize):
+        for mod in (lossless, mantissa, quantize, autoencoder):
             for obj in vars(mod).values():
                 if isinstance(obj, type) and issubclass(obj, Codec) and getattr(obj, "codec_id", None):
                     if obj.__module__ == mod.__name__:
