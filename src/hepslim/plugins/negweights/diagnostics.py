@@ -191,9 +191,11 @@ def plot_report(directory: Any, hists: dict[str, Any], radius: np.ndarray, w0: n
     for ax, name in zip(axes.ravel(), names):
         edges, h0, h1, e0 = hists[name]
         c = 0.5 * (edges[1:] + edges[:-1])
-        ax.stairs(h0, edges, label="before", color="k")
-        ax.errorbar(c, h0, yerr=e0, fmt="none", color="k", lw=0.8)
-        ax.stairs(h1, edges, label="after", color="tab:red")
+        width = np.diff(edges)  # |w|-quantile bins have very different widths: plot densities
+        ax.stairs(h0 / width, edges, label="before", color="k")
+        ax.errorbar(c, h0 / width, yerr=e0 / width, fmt="none", color="k", lw=0.8)
+        ax.stairs(h1 / width, edges, label="after", color="tab:red")
+        ax.set_yscale("symlog", linthresh=max(float(np.abs(h0 / width).max()) * 1e-3, 1e-300))
         ax.set_title(f"{name}  chi2/ndf={chi[name]:.2f}", fontsize=9)
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(names):]:
