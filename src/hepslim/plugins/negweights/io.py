@@ -435,6 +435,24 @@ def _copy_other_trees(src_path: Path, f: Any) -> None:
                 warnings.warn(f"tree {name!r} not copied: {exc}", stacklevel=3)
 
 
+def cast_keeping_sum(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """``x`` in a narrower float type (NanoAOD stores weights as float32), with the rounding of the sum put
+    back on the largest entry so the stored values still sum to sum(x) within one ulp of that entry."""
+    import math
+
+    out = np.asarray(x).astype(dtype)
+    if out.dtype == np.asarray(x).dtype or out.dtype.kind != "f" or len(out) == 0:
+        return out
+    target = math.fsum(np.asarray(x, dtype=np.float64))
+    i = int(np.argmax(np.abs(out)))
+    for _ in range(3):
+        diff = target - math.fsum(out.astype(np.float64))
+        if diff == 0.0:
+            break
+        out[i] = out.dtype.type(float(out[i]) + diff)
+    return out
+
+
 def nano_arrays_out(sources: list[Source], weights: np.ndarray, variations: dict[str, np.ndarray],
                     keep: np.ndarray) -> dict[str, Any]:
     """The NanoAOD-style branches of the inputs (joined) with genWeight and the LHE weights replaced."""
@@ -447,7 +465,7 @@ def nano_arrays_out(sources: list[Source], weights: np.ndarray, variations: dict
         else:
             arrays = dict(s.payload)
         sl = slice(s.start, s.stop)
-        arrays["genWeight"] = weights[sl].astype(np.asarray(arrays["genWeight"]).dtype)
+        arrays["genWeight"] = cast_keeping_sum(weights[sl], np.asarray(arrays["genWeight"]).dtype)
         if s.kind in ("lhe", "parquet"):
             for k, v in variations.items():
                 name = f"LHEWeight_{k}" if s.kind == "lhe" else f"LHEWeight_variations{k[len('variations['):-1]}"
@@ -458,7 +476,7 @@ def nano_arrays_out(sources: list[Source], weights: np.ndarray, variations: dict
         base_new = variations.get("LHEWeight_originalXWGTUP", weights)[sl]
         for k, v in variations.items():
             if k.startswith("LHEWeight_"):
-                arrays[k] = v[sl].astype(np.asarray(arrays[k]).dtype)
+                arrays[k] = cast_keeping_sum(v[sl], np.asarray(arrays[k]).dtype)
         for b in _NANO_RATIO_BRANCHES:
             cols = sorted((int(k[len(b) + 1:-1]), k) for k in variations if k.startswith(b + "["))
             if not cols:
