@@ -20,6 +20,7 @@ verdict; the top-level ``verdict`` is ``distinguishable`` when any benchmark tha
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hepslim.errors import HepslimError
+from hepslim.errors import HepslimError, MissingDependencyError
 
 TaggerMode = Literal["full", "medium", "reduced", "off"]
 
@@ -54,6 +55,10 @@ def validate(
     ``"full"`` when the tagger is off; ``"off"`` skips it). ``report_dir`` writes plots (at most ``max_plots`` distribution overlays,
     derived observables and flagged ones first) and an index page.
     """
+    try:
+        import scipy  # noqa: F401  (chi2/KS/Wasserstein)
+    except ImportError as exc:
+        raise MissingDependencyError("scipy", "ot", "the distribution tests of hepslim validate") from exc
     from hepslim.validate._io import declared_bounds, read
     from hepslim.validate.branches import compare_branches
     from hepslim.validate.observables import compare_observables
@@ -87,7 +92,11 @@ def validate(
 
     network = network or (tagger if tagger in ("reduced", "medium") else "full")
     nn_mode = None if network == "off" else MODES[network]
-    if classifier:
+    if classifier and importlib.util.find_spec("sklearn") is None:
+        msg = "scikit-learn is not installed (pip install 'hepslim[ml]'): two-sample classifier test skipped"
+        notes.append(msg)
+        bench["classifier"] = {"verdict": "skipped", "reason": msg}
+    elif classifier:
         from hepslim.validate.classifier import classifier_test
 
         bench["classifier"] = classifier_test(orig, comp, seed=seed, max_rows=max_rows, mode=nn_mode, notes=notes)

@@ -13,6 +13,7 @@ Tasks: top vs QCD (``label_Tbqq`` / ``label_QCD``, JetClass-style files) or b vs
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -67,8 +68,8 @@ def tagger_benchmark(orig: Any, comp: Any, *, mode: str = "full", seed: int = 0,
     lab = _labels(orig, go[2])
     if lab is None:
         return {"verdict": "skipped", "reason": "no jet labels (label_Tbqq/label_QCD or Jet_hadronFlavour)"}
-    if torch_or_none() is None:
-        msg = "torch is not installed (pip install 'hepslim[ml]'): jet-tagger benchmark skipped"
+    if torch_or_none() is None or importlib.util.find_spec("sklearn") is None:
+        msg = "torch or scikit-learn is not installed (pip install 'hepslim[ml]'): jet-tagger benchmark skipped"
         notes.append(msg)
         return {"verdict": "skipped", "reason": msg}
     y, use, task = lab
