@@ -114,7 +114,7 @@ CONTAINER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _TOP_KEYS = ("name", "description", "extends", "tree", "drop", "rules", "default", "derived", "compression")
-_RULE_KEYS = ("match", "codecs", "floats_only", "note")
+_RULE_KEYS = ("match", "codecs", "floats_only", "resolution", "note")
 _DEFAULT_KEYS = ("codecs", "note")
 _DERIVED_KEYS = ("name", "function", "inputs", "tolerance", "abs_tolerance", "note")
 _ROOT_ALGORITHMS = {"zstd": "ZSTD", "lzma": "LZMA", "lz4": "LZ4", "zlib": "ZLIB"}
@@ -167,6 +167,9 @@ class Rule:
 
     ``index`` is the rule's position in its file's ``rules`` (``None`` for the ``default``); ``source`` the
     file it comes from. ``codecs`` are validated configs (plain dicts; treat them as read-only).
+    ``resolution`` is the optional detector resolution of the matched quantities, ``{"rel": x}`` (fraction
+    of the value) or ``{"abs": x}`` (branch units); it does not change the codecs, ``hepslim tune`` keeps
+    its errors below a fraction of it.
     """
 
     match: tuple[str, ...]
@@ -176,6 +179,7 @@ class Rule:
     spec_name: str | None = None
     note: str | None = None
     floats_only: bool = False
+    resolution: Mapping[str, float] | None = None
 
     def matches(self, branch: str, dtype: np.dtype | str | None = None) -> bool:
         """Whether a pattern matches ``branch``; a ``floats_only`` rule also needs a float ``dtype`` (when
@@ -211,6 +215,8 @@ class Rule:
             d = {"match": list(self.match), **d}
             if self.floats_only:
                 d["floats_only"] = True
+            if self.resolution:
+                d["resolution"] = dict(self.resolution)
         return d
 
     def __hash__(self) -> int:
@@ -540,6 +546,20 @@ def _check_codecs(value: Any, file: str | None, rule: str) -> tuple[dict[str, An
     return tuple(c.get_config() for c in built)
 
 
+def _check_resolution(value: Any, file: str | None, rule: str) -> dict[str, float] | None:
+    """A rule's ``resolution``: ``{rel: x}`` (0 < x < 1) or ``{abs: x}`` (x > 0, finite), or absent."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and len(value) == 1:
+        (kind, x), = value.items()
+        ok = (kind in ("rel", "abs") and not isinstance(x, bool) and isinstance(x, (int, float))
+              and np.isfinite(x) and x > 0 and (kind == "abs" or x < 1))
+        if ok:
+            return {str(kind): float(x)}
+    raise SpecError(f"'resolution' must be {{rel: <fraction in (0, 1)>}} or {{abs: <positive value>}}, got {value!r}",
+                    file=file, rule=rule)
+
+
 def _build(raw: Mapping[str, Any], *, source: str | None, parent: Spec | None) -> Spec:
     _unknown_keys(raw, _TOP_KEYS, "the spec", source)
     name = raw.get("name")
@@ -571,8 +591,9 @@ def _build(raw: Mapping[str, Any], *, source: str | None, parent: Spec | None) -
         floats_only = r.get("floats_only", False)
         if not isinstance(floats_only, bool):
             raise SpecError(f"'floats_only' must be true or false, got {floats_only!r}", file=source, rule=label)
+        resolution = _check_resolution(r.get("resolution"), source, label)
         rule = Rule(match, codecs, index=i, source=source, spec_name=name, note=r.get("note"),
-                    floats_only=floats_only)
+                    floats_only=floats_only, resolution=resolution)
         if not rule.lossless:
             only = [p for p in match if _pattern_only_protected(p)]
             if only:
