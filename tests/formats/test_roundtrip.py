@@ -64,7 +64,9 @@ def test_rntuple_input(tmp_path):
     want = ["run", "luminosityBlock", "event", "nJet", "Jet_*", "nMuon", "Muon_pt", "HLT_IsoMu2*"]
     hepslim.compress(src, out, spec=LOSSY_SPEC, format="parquet", mode="packed", branches=want)
     back = hepslim.open(out)
-    orig = original(RNTUPLE)
+    import uproot
+
+    orig = uproot.open(src)["Events"].arrays(filter_name=lambda n: n in set(back.fields))
     orig = orig[[f for f in orig.fields if f in back.fields]]
     assert len(back.fields) > 20 and "Jet_pt" in back.fields
     check_roundtrip(orig, back, select_format(out).metadata(str(out)))
