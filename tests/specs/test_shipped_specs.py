@@ -101,11 +101,10 @@ def test_nanoaod_physics_choices_on_a_real_file():
     assert rows["Jet_phi"].error_bound == {"kind": "angle", "value": 3.5e-3}
     assert rows["Muon_eta"].error_bound == {"kind": "abs", "value": 5.0e-4}
     assert rows["GenPart_eta"].error_bound["kind"] == "rel"  # incoming partons: |eta| ~ 1e4
-    # tagger scores, energy fractions, GenPart kinematics: kept on production NanoAOD's own mantissa grid
+    # tagger scores, energy fractions, corrections: kept on production NanoAOD's own mantissa grid
     assert rows["Jet_btagDeepFlavB"].codecs[0] == {"id": "mantissa", "keepbits": 10, "rounding": "nearest"}
     assert rows["Jet_neHEF"].codecs[0]["keepbits"] == 10
-    assert rows["GenPart_pt"].codecs[0]["keepbits"] == 8
-    for b in ("Electron_mvaIso", "Muon_mvaTTH", "GenPart_mass"):  # saturated scores, discrete masses
+    for b in ("Electron_mvaIso", "Muon_mvaTTH", "GenPart_mass", "Muon_mass"):  # saturated scores, discrete masses
         assert rows[b].lossless, b
     for b in ("genWeight", "LHEPdfWeight", "run", "event", "nJet", "Jet_jetId", "Jet_genJetIdx",
               "GenPart_genPartIdxMother", "Flag_METFilters"):
