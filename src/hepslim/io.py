@@ -100,6 +100,8 @@ class WriteReport:
     seconds: float = 0.0
     dropped: list[str] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)
+    #: derived branches the spec declares but that were stored, each with the reason
+    derived_kept: list[dict[str, Any]] = field(default_factory=list)
     branches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -302,6 +304,7 @@ def _write(
         seconds=time.perf_counter() - t0,
         dropped=list(plan.dropped),
         derived=[d["name"] for d in plan.derived],
+        derived_kept=list(plan.derived_kept),
     )
 
 
@@ -313,7 +316,7 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 def _plan_derived(plan: L.WritePlan, factory: Callable[[], Iterator[Any]] | None) -> None:
     """Drop a spec's derived branches from storage when recomputing them from the stored (decoded) inputs
     reproduces every chunk of the original within the declared tolerance; otherwise keep them stored."""
-    derived = getattr(plan.spec, "derived", ()) or ()
+    derived = getattr(plan.spec, "all_derived", None) or getattr(plan.spec, "derived", ()) or ()
     cands = [
         d for d in derived
         if d.name in plan.branches and all(i in plan.branches and i != d.name for i in d.inputs)
@@ -357,9 +360,12 @@ def _plan_derived(plan: L.WritePlan, factory: Callable[[], Iterator[Any]] | None
             o = orig.astype(np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
                 err = np.abs(r - o)
-                ok = (err <= float(d.tolerance) * np.abs(o)) | (r == o)
-            if not np.all(ok):
-                failed[d.name] = f"recomputed values exceed the relative tolerance {d.tolerance}"
+            # the spec's own rule: relative tolerance plus an absolute one for values that are zero up to
+            # packing noise; NaN matches NaN
+            if not d.matches(o, r):
+                abs_tol = getattr(d, "abs_tolerance", 0.0)
+                failed[d.name] = (f"recomputed values exceed the tolerance (rel {d.tolerance}"
+                                  + (f", abs {abs_tol}" if abs_tol else "") + ")")
                 continue
             rel = err[o != 0] / np.abs(o[o != 0])
             worst[d.name] = max(worst[d.name], float(rel.max()) if rel.size else 0.0)
