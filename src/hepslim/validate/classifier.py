@@ -2,7 +2,8 @@
 
 Events are split at random into two disjoint halves; objects of the first half are taken from the
 original file and objects of the second half from the compressed file, so a classifier cannot pair an
-object with its compressed twin. A gradient-boosted classifier (scikit-learn HistGradientBoosting) is
+object with its compressed twin. Training and test sets are split by event too (objects of one event are
+not independent), and the AUC's uncertainty includes a bootstrap over test events. A gradient-boosted classifier (scikit-learn HistGradientBoosting) is
 trained per object collection (events' scalars, each jagged collection's fields per object) and, where
 jet constituents exist, a small Particle Flow Network on the constituents. The test AUC carries the
 Hanley-McNeil uncertainty; a test is indistinguishable when |AUC - 0.5| <= z sigma with z = 2 for one
@@ -65,10 +66,29 @@ def feature_tables(arr: Any) -> dict[str, tuple[list[str], Any]]:
     return out
 
 
-def _matrix(arr: Any, names: list[str], events: np.ndarray) -> np.ndarray:
+def _matrix(arr: Any, names: list[str], events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of the given events and, per row, the event it belongs to."""
+    import awkward as ak
+
     sub = arr[events]
     cols = [flat_values(sub[n]).astype(np.float64) for n in names]
-    return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    x = np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    first = sub[names[0]] if names else None
+    if first is not None and first.ndim > 1:
+        ev = np.repeat(np.asarray(events), ak.to_numpy(ak.num(first)))
+    else:
+        ev = np.asarray(events)
+    return x, ev
+
+
+def _finite_columns(xo: np.ndarray, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """+-inf become NaN (which the classifier handles as missing); columns with no finite value in either
+    sample are left out (they carry no information, and HistGradientBoosting's binning fails on them)."""
+    xo, xc = xo.copy(), xc.copy()
+    xo[np.isinf(xo)] = np.nan
+    xc[np.isinf(xc)] = np.nan
+    keep = np.isfinite(xo).any(axis=0) | np.isfinite(xc).any(axis=0)
+    return xo[:, keep], xc[:, keep], keep
 
 
 def _threads(n: int | None) -> Any:
@@ -81,28 +101,72 @@ def _threads(n: int | None) -> Any:
     return threadpool_limits(limits=n) if n else nullcontext()
 
 
-def _hgb_test(xo: np.ndarray, xc: np.ndarray, seed: int, max_rows: int) -> dict[str, Any]:
+def _hgb_test(
+    xo: np.ndarray, xc: np.ndarray, seed: int, max_rows: int,
+    eo: np.ndarray | None = None, ec: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Train on half of the *events* of each sample, test on the other half.
+
+    Objects of one event share event-level structure (the same parents, the same pile of rounded values),
+    so splitting objects at random would let the classifier recognise events it saw in training, and
+    through them the sample: the split is by event, and the AUC's uncertainty is the larger of the
+    Hanley-McNeil error and a bootstrap over test events (objects of one event are not independent).
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(seed)
-    if len(xo) > max_rows:
-        xo = xo[rng.choice(len(xo), max_rows, replace=False)]
-    if len(xc) > max_rows:
-        xc = xc[rng.choice(len(xc), max_rows, replace=False)]
-    x = np.concatenate([xo, xc])
-    y = np.concatenate([np.zeros(len(xo)), np.ones(len(xc))])
-    perm = rng.permutation(len(y))
-    x, y = x[perm], y[perm]
-    half = len(y) // 2
+    eo = np.arange(len(xo)) if eo is None else eo
+    ec = np.arange(len(xc)) + (int(eo.max()) + 1 if eo.size else 0) if ec is None else ec
+    xo, xc, _ = _finite_columns(xo, xc)
+    if xo.shape[1] == 0:
+        return {"auc": 0.5, "sigma": float("inf"), "n_train": 0, "n_test": 0, "skipped": "no finite feature"}
+
+    def split(e: np.ndarray) -> np.ndarray:
+        u = np.unique(e)
+        train_ev = rng.choice(u, u.size // 2, replace=False)
+        return np.isin(e, train_ev)
+
+    to, tc = split(eo), split(ec)
+
+    def cap(x: np.ndarray, e: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(x) > limit:
+            sel = np.sort(rng.choice(len(x), limit, replace=False))
+            return x[sel], e[sel]
+        return x, e
+
+    half_rows = max(max_rows // 2, 1)
+    xo_tr, _ = cap(xo[to], eo[to], half_rows)
+    xc_tr, _ = cap(xc[tc], ec[tc], half_rows)
+    xo_te, eo_te = cap(xo[~to], eo[~to], half_rows)
+    xc_te, ec_te = cap(xc[~tc], ec[~tc], half_rows)
+    x_tr = np.concatenate([xo_tr, xc_tr])
+    y_tr = np.concatenate([np.zeros(len(xo_tr)), np.ones(len(xc_tr))])
+    x_te = np.concatenate([xo_te, xc_te])
+    y_te = np.concatenate([np.zeros(len(xo_te)), np.ones(len(xc_te))])
+    # comp events get their own ids so that the bootstrap below treats the two samples' events apart
+    g_te = np.concatenate([eo_te * 2, ec_te * 2 + 1])
+    if len(y_tr) < 4 or not (0 < y_tr.sum() < len(y_tr)) or not (0 < y_te.sum() < len(y_te)):
+        return {"auc": 0.5, "sigma": float("inf"), "n_train": len(y_tr), "n_test": len(y_te),
+                "skipped": "too few rows"}
     clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
     # OpenMP threads only pay off on very large inputs; on smaller ones (and busy machines) they cost 10-30x
-    with _threads(1 if len(y) < 1_000_000 else None):
-        clf.fit(x[:half], y[:half])
-        p = clf.predict_proba(x[half:])[:, 1]
-    yt = y[half:]
-    auc = float(roc_auc_score(yt, p)) if 0 < yt.sum() < len(yt) else 0.5
-    return {"auc": auc, "sigma": auc_sigma(auc, int(yt.sum()), int(len(yt) - yt.sum())), "n_train": half, "n_test": len(yt)}
+    with _threads(1 if len(y_tr) < 1_000_000 else None):
+        clf.fit(x_tr, y_tr)
+        p = clf.predict_proba(x_te)[:, 1]
+    auc = float(roc_auc_score(y_te, p))
+    sigma = auc_sigma(auc, int(y_te.sum()), int(len(y_te) - y_te.sum()))
+    groups, inv = np.unique(g_te, return_inverse=True)
+    if groups.size < len(y_te):  # several objects per event: bootstrap over events
+        boots = []
+        for _ in range(50):
+            w = np.bincount(rng.integers(0, groups.size, groups.size), minlength=groups.size)[inv]
+            if 0 < (w * y_te).sum() < w.sum():
+                boots.append(roc_auc_score(y_te, p, sample_weight=w))
+        if len(boots) > 10:
+            sigma = max(sigma, float(np.std(boots, ddof=1)))
+    return {"auc": auc, "sigma": sigma, "n_train": len(y_tr), "n_test": len(y_te),
+            "n_test_events": int(groups.size)}
 
 
 def _pfn_test(orig: Any, comp: Any, half_a: np.ndarray, half_b: np.ndarray, seed: int, mode: dict[str, Any]) -> dict[str, Any] | None:
@@ -154,18 +218,18 @@ def classifier_test(
         if identical:
             tests[g] = {"auc": 0.5, "sigma": 0.0, "identical": True, "features": names}
             continue
-        xo = _matrix(orig, names, half_a)
-        xc = _matrix(comp, names, half_b)
+        xo, eo = _matrix(orig, names, half_a)
+        xc, ec = _matrix(comp, names, half_b)
         if len(xo) < 20 or len(xc) < 20:
             tests[g] = {"auc": 0.5, "sigma": float("inf"), "skipped": "too few rows", "features": names}
             continue
-        r = _hgb_test(xo, xc, seed, max_rows)
+        r = _hgb_test(xo, xc, seed, max_rows, eo, ec)
         r["features"] = names
         r["model"] = "HistGradientBoosting"
         if abs(r["auc"] - 0.5) > 2 * r["sigma"] and len(names) > 1:
             # attribution: which branches give it away on their own (single-feature classifiers)
             r["per_feature_auc"] = {
-                nm: round(_hgb_test(xo[:, [i]], xc[:, [i]], seed, min(max_rows, 50_000))["auc"], 4)
+                nm: round(_hgb_test(xo[:, [i]], xc[:, [i]], seed, min(max_rows, 50_000), eo, ec)["auc"], 4)
                 for i, nm in enumerate(names)
             }
         tests[g] = r

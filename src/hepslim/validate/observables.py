@@ -201,6 +201,11 @@ def _edges(o: np.ndarray, nbins: int) -> np.ndarray:
         mids = (u[1:] + u[:-1]) / 2 if u.size > 1 else np.zeros(0)
         return np.concatenate([[-np.inf], mids, [np.inf]])
     q = np.unique(np.quantile(o, np.linspace(0.005, 0.995, nbins + 1)))
+    # Quantiles of piled-up data (production NanoAOD rounds to a grid: scores at 1 - 2**-11, fractions at
+    # exactly 0 or 1) land on the piles themselves; a sub-resolution shift of a pile would then cross an
+    # edge. Put every edge halfway between two distinct values of the original instead.
+    i = np.clip(np.searchsorted(u, q, side="right"), 1, u.size - 1)
+    q = np.unique((u[i - 1] + u[i]) / 2)
     return np.concatenate([[-np.inf], q, [np.inf]])
 
 
