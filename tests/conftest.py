@@ -1,15 +1,15 @@
+"""Session-wide Pythia8 samples shared by tests/samples and tests/validate (generated on first use)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pythia8mc")
-pytest.importorskip("fastjet")
-
-
 def sample(factory: pytest.TempPathFactory, layout: str, n: int, process: str | None, suffix: str = ".root") -> Path:
     """Generate once per session (shared by tests/samples and tests/validate through the base temp dir)."""
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
     from hepslim.samples import generate
 
     base = factory.getbasetemp() / "hepslim-samples"
