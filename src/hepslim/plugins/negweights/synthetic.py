@@ -282,16 +282,9 @@ def write_nlo_lhe(events: Any, path: str | os.PathLike[str], *, sqrt_s: float = 
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from hepslim.plugins.negweights.io import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
 
 
 def generate(n: int, out: str | os.PathLike[str], *, seed: int = 1, jobs: int = 1,
