@@ -17,18 +17,10 @@ from hepslim.errors import HepslimError
 
 
 def _print_json(obj: Any) -> None:
+    from hepslim.validate.report import _json_default
+
     json.dump(obj, sys.stdout, indent=2, default=_json_default)
     sys.stdout.write("\n")
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 # --------------------------------------------------------------------------------------------- codecs

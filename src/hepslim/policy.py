@@ -80,27 +80,20 @@ ROLES = ("values", "offsets", "counter", "index")
 #: links like ``JetPFCands_pFCandsIdx`` increase: 30% smaller than raw). ROOT is written "transparent" only: values
 #: are changed in place and ROOT's own per-branch compressor (see :func:`container_compression`) does the
 #: byte-level work, so its pipelines carry no bytes->bytes stage.
+_HEPSLIM_BUFFERS: dict[str, Any] = {
+    "serializer": {"id": "bytestreamsplit"},
+    "compressor": {"id": "zstd", "level": 9},
+    "integer": [{"id": "raw"}, {"id": "zstd", "level": 19}],
+    "boolean": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
+    "counter": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
+    "index": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
+    "offsets": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
+    "compression": {"algorithm": "ZSTD", "level": 9},
+}
 CONTAINER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "zarr": {
-        "serializer": {"id": "bytestreamsplit"},
-        "compressor": {"id": "zstd", "level": 9},
-        "integer": [{"id": "raw"}, {"id": "zstd", "level": 19}],
-        "boolean": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "counter": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "index": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "offsets": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "compression": {"algorithm": "ZSTD", "level": 9},
-    },
-    "parquet": {
-        "serializer": {"id": "bytestreamsplit"},
-        "compressor": {"id": "zstd", "level": 9},
-        "integer": [{"id": "raw"}, {"id": "zstd", "level": 19}],
-        "boolean": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "counter": [{"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "index": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "offsets": [{"id": "delta", "zigzag": True}, {"id": "bitpack"}, {"id": "zstd", "level": 9}],
-        "compression": {"algorithm": "ZSTD", "level": 9},
-    },
+    # Zarr and Parquet store hepslim-encoded buffers the same way
+    "zarr": _HEPSLIM_BUFFERS,
+    "parquet": _HEPSLIM_BUFFERS,
     "root": {
         "serializer": {"id": "raw"},
         "compressor": None,
