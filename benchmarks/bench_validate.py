@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("input", help="a jetclass file (original)")
     ap.add_argument("--specs", nargs="+", default=None, help="spec names (default: every registered spec)")
     ap.add_argument("--tagger", default="medium", choices=["full", "medium", "reduced"])
+    ap.add_argument("--tagger-jets", type=int, default=None, help="jets the tagger uses (default: the mode's cap)")
     ap.add_argument("--format", default="parquet", help="container of the compressed files (extension)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", action="store_true", help="write a plot report per spec under OUT")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"name": label, "error": str(exc)})
             continue
         size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file()) if dst.is_dir() else dst.stat().st_size
-        rep = validate(args.input, dst, tagger=args.tagger, report_dir=(out / f"report-{spec}") if args.report else None)
+        rep = validate(args.input, dst, tagger=args.tagger, tagger_jets=args.tagger_jets, report_dir=(out / f"report-{spec}") if args.report else None)
         if spec == "lossless":
             lossless_size = size
         row = _row(label, rep, size, lossless_size)

@@ -204,6 +204,10 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tagger", choices=["full", "medium", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
     )
+    p.add_argument(
+        "--tagger-jets", type=int, default=None, metavar="N",
+        help="labelled jets the tagger uses, train + test (default: the mode's cap: full 200k, medium 20k, reduced 2k)",
+    )
     p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")
     p.add_argument(
         "--network", choices=["full", "medium", "reduced", "off"], default=None,
@@ -223,6 +227,7 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
             tagger=args.tagger,
             seed=args.seed,
             network=args.network,
+            tagger_jets=args.tagger_jets,
         )
         if args.json:
             _print_json(rep)

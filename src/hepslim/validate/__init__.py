@@ -46,11 +46,13 @@ def validate(
     max_rows: int = 200_000,
     max_plots: int = 40,
     network: TaggerMode | None = None,
+    tagger_jets: int | None = None,
 ) -> dict[str, Any]:
     """Compare ``compressed`` with ``original`` and return a JSON-serialisable report with ``verdict``.
 
     ``tagger="reduced"`` runs a small, fast tagger (for tests), ``"medium"`` a CPU-sized one (benchmarks
-    without a GPU); ``"off"`` skips it. ``classifier=False``
+    without a GPU); ``"off"`` skips it. ``tagger_jets`` overrides the mode's cap on the jets the tagger uses
+    (full 200k, medium 20k, reduced 2k). ``classifier=False``
     skips the two-sample test; ``network`` sets the size of its constituent network (default: as the tagger,
     ``"full"`` when the tagger is off; ``"off"`` skips it). ``report_dir`` writes plots (at most ``max_plots`` distribution overlays,
     derived observables and flagged ones first) and an index page.
@@ -106,7 +108,7 @@ def validate(
     if tagger != "off":
         from hepslim.validate.tagger import tagger_benchmark
 
-        tb = tagger_benchmark(orig, comp, mode=tagger, seed=seed, notes=notes)
+        tb = tagger_benchmark(orig, comp, mode=tagger, seed=seed, notes=notes, max_jets=tagger_jets)
         rocs = tb.pop("_roc", None)
         bench["tagger"] = tb
     else:

@@ -55,13 +55,23 @@ def roc_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return out
 
 
-def tagger_benchmark(orig: Any, comp: Any, *, mode: str = "full", seed: int = 0, notes: list[str] | None = None) -> dict[str, Any]:
-    """The ``tagger`` benchmark; ``{"verdict": "skipped", "reason": ...}`` when it cannot run."""
+def tagger_benchmark(
+    orig: Any, comp: Any, *, mode: str = "full", seed: int = 0, notes: list[str] | None = None, max_jets: int | None = None
+) -> dict[str, Any]:
+    """The ``tagger`` benchmark; ``{"verdict": "skipped", "reason": ...}`` when it cannot run.
+
+    ``max_jets`` overrides the mode's cap on the labelled jets used (train + test): e.g. the medium network
+    on every jet of a large sample. Trainings on the original jets are cached in-process, so validating
+    several compressed files against one original trains the baseline once."""
     from hepslim.validate._torch import constituent_tensor, torch_or_none, train_and_predict
     from hepslim.validate.observables import jet_constituents
 
     notes = notes if notes is not None else []
-    cfg = MODES[mode]
+    cfg = dict(MODES[mode])
+    if max_jets is not None:
+        if max_jets < 20:
+            raise ValueError(f"max_jets must be at least 20, got {max_jets}")
+        cfg["max_jets"] = int(max_jets)
     go, gc = jet_constituents(orig), jet_constituents(comp)
     if go is None or gc is None:
         return {"verdict": "skipped", "reason": "no jet constituents in the files"}
@@ -91,6 +101,7 @@ def tagger_benchmark(orig: Any, comp: Any, *, mode: str = "full", seed: int = 0,
             outs = train_and_predict(
                 x[tr], mask[tr], y[tr], [(data[e][0][te], data[e][1][te]) for e in ("original", "compressed")],
                 seed=seed + s, epochs=cfg["epochs"], hidden=cfg["hidden"], latent=cfg["latent"],
+                reuse=train_on == "original",
             )  # fmt: skip
             for ev_on, sc in zip(("original", "compressed"), outs):
                 key = f"train_{train_on}/eval_{ev_on}"
