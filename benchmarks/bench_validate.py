@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--specs", nargs="+", default=None, help="spec names (default: every registered spec)")
     ap.add_argument("--tagger", default="medium", choices=["full", "medium", "reduced"])
     ap.add_argument("--tagger-jets", type=int, default=None, help="jets the tagger uses (default: the mode's cap)")
+    ap.add_argument("--max-rows", type=int, default=200_000, help="objects per side in each two-sample BDT test")
     ap.add_argument("--format", default="parquet", help="container of the compressed files (extension)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", action="store_true", help="write a plot report per spec under OUT")
@@ -74,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         dst = out / f"{Path(args.input).stem}.{label}.{args.format}"
         if dst.exists():
             dst.unlink()
+        t0 = time.perf_counter()
         try:
             hepslim.compress(args.input, dst, spec=spec)
+            seconds_compress = time.perf_counter() - t0
         except hepslim.HepslimError as exc:
             rows.append({"name": label, "error": str(exc)})
             continue
         size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file()) if dst.is_dir() else dst.stat().st_size
-        rep = validate(args.input, dst, tagger=args.tagger, tagger_jets=args.tagger_jets, report_dir=(out / f"report-{spec}") if args.report else None)
+        rep = validate(args.input, dst, tagger=args.tagger, tagger_jets=args.tagger_jets, max_rows=args.max_rows, report_dir=(out / f"report-{spec}") if args.report else None)
+        rep["seconds_compress"] = seconds_compress
+        (out / f"validate-{label}.json").write_text(json.dumps(rep, indent=1, default=str))  # full report, per spec
         if spec == "lossless":
             lossless_size = size
         row = _row(label, rep, size, lossless_size)
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_train": rep["benchmarks"]["tagger"]["n_train"],
                 "n_test": rep["benchmarks"]["tagger"]["n_test"],
             }
-        print(f"done {label}: {row['verdict']}", file=sys.stderr)
+        print(f"done {label}: {row['verdict']} (compress {seconds_compress:.0f} s, validate {rep['seconds']:.0f} s)", file=sys.stderr)
     result = {"input": args.input, "tagger_mode": args.tagger, "baseline": baseline, "specs": rows}
     if args.json:
         json.dump(result, sys.stdout, indent=2, default=str)

@@ -208,6 +208,10 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
         "--tagger-jets", type=int, default=None, metavar="N",
         help="labelled jets the tagger uses, train + test (default: the mode's cap: full 200k, medium 20k, reduced 2k)",
     )
+    p.add_argument(
+        "--max-rows", type=int, default=200_000, metavar="N",
+        help="objects per side in each gradient-boosting two-sample test (default 200000)",
+    )
     p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")
     p.add_argument(
         "--network", choices=["full", "medium", "reduced", "off"], default=None,
@@ -228,6 +232,7 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
             seed=args.seed,
             network=args.network,
             tagger_jets=args.tagger_jets,
+            max_rows=args.max_rows,
         )
         if args.json:
             _print_json(rep)

@@ -52,7 +52,8 @@ def validate(
 
     ``tagger="reduced"`` runs a small, fast tagger (for tests), ``"medium"`` a CPU-sized one (benchmarks
     without a GPU); ``"off"`` skips it. ``tagger_jets`` overrides the mode's cap on the jets the tagger uses
-    (full 200k, medium 20k, reduced 2k). ``classifier=False``
+    (full 200k, medium 20k, reduced 2k) and raises the two-sample network's cap to match; ``max_rows``
+    caps the objects per side of each gradient-boosting two-sample test. ``classifier=False``
     skips the two-sample test; ``network`` sets the size of its constituent network (default: as the tagger,
     ``"full"`` when the tagger is off; ``"off"`` skips it). ``report_dir`` writes plots (at most ``max_plots`` distribution overlays,
     derived observables and flagged ones first) and an index page.
@@ -93,7 +94,9 @@ def validate(
     from hepslim.validate.tagger import MODES
 
     network = network or (tagger if tagger in ("reduced", "medium") else "full")
-    nn_mode = None if network == "off" else MODES[network]
+    nn_mode = None if network == "off" else dict(MODES[network])
+    if nn_mode is not None and tagger_jets is not None:  # a larger tagger sample: the two-sample network may use as many
+        nn_mode["max_jets"] = max(nn_mode["max_jets"], int(tagger_jets))
     if classifier and importlib.util.find_spec("sklearn") is None:
         msg = "scikit-learn is not installed (pip install 'hepslim[ml]'): two-sample classifier test skipped"
         notes.append(msg)
