@@ -244,3 +244,37 @@ def test_committed_fixtures(name: str) -> None:
     ut = UINT[x.itemsize]
     np.testing.assert_array_equal(y.view(ut), expected.view(ut))
     np.testing.assert_array_equal(codec.decode(expected).view(ut), expected.view(ut))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_keep_repeated_keeps_point_values_exact(dtype: type) -> None:
+    """Discrete values (a species' mass, sentinels) stay bit-exact; the continuum is rounded within bound."""
+    rng = np.random.default_rng(7)
+    pion, kaon = dtype(0.13957039), dtype(0.493677)
+    cont = rng.exponential(20.0, 5000).astype(dtype)
+    x = np.concatenate([cont, np.full(300, pion), np.full(40, kaon), np.full(3, dtype(-999.0)), np.full(2, dtype(1.2345678))])
+    x = x[rng.permutation(x.size)]
+    c = Mantissa(keepbits=6, keep_repeated=3)
+    y = c.encode(x)
+    repeated = (x == pion) | (x == kaon) | (x == dtype(-999.0))
+    assert np.array_equal(y[repeated].view(np.uint8), x[repeated].view(np.uint8))
+    # values seen fewer than 3 times are rounded like the plain codec does
+    plain = Mantissa(keepbits=6).encode(x)
+    assert np.array_equal(y[~repeated], plain[~repeated])
+    assert (x == dtype(1.2345678)).sum() == 2 and np.all(y[x == dtype(1.2345678)] != dtype(1.2345678))
+    assert np.all(np.abs(y - x) <= c.error_bound().value * np.abs(x))
+    assert not np.array_equal(plain[x == pion], x[x == pion])  # without it the point mass moves
+    # a block round trip carries the parameter
+    from hepslim.block import decode_block, encode_block
+
+    blk = encode_block(x, [c.get_config(), {"id": "bytestreamsplit"}, {"id": "zstd", "level": 3}])
+    assert np.array_equal(decode_block(blk), y)
+
+
+def test_keep_repeated_validation() -> None:
+    for bad in (1, -2, 2.5, True):
+        with pytest.raises(CodecParameterError, match="keep_repeated"):
+            Mantissa(keepbits=7, keep_repeated=bad)
+    assert Mantissa.from_config({"id": "mantissa", "keepbits": 7}).keep_repeated == 0  # older configs
+    x = np.arange(10, dtype=np.float32) + 0.1
+    assert np.array_equal(Mantissa(keepbits=4, keep_repeated=2).encode(x), Mantissa(keepbits=4).encode(x))

@@ -9,6 +9,9 @@ Guarantees (``k = keepbits``), checked by the tests:
   and the rounding is unbiased (NanoAOD's C++ rounds half up, which biases ties upwards).
 * ``rounding="truncate"``: drop the bits (towards zero), ``|x' - x| < 2**-k |x|``.
 * NaN (with its payload), +-inf and +-0 are unchanged.
+* ``keep_repeated=n`` (n >= 2): every value occurring at least ``n`` times in the array is left exact
+  (discrete values such as particle masses set by the species: rounding would move each point as a
+  whole, which a two-sample test sees even far below resolution). Still one array in, one out.
 * Subnormals are passed through unchanged: they carry fewer than 24 (53) significant bits, so rounding
   the same low bits would break the *relative* bound (a subnormal can lose all its significant bits);
   they are rare in physics data, so passing them through costs nothing measurable.
@@ -63,6 +66,10 @@ class Mantissa(ArrayArrayCodec):
     )
     rounding: str = param("nearest", doc="nearest: round half to even (unbiased); truncate: towards 0",
                           allowed="nearest | truncate")
+    keep_repeated: int = param(
+        0, doc="values occurring at least this many times in one array are stored exact (point masses, PDG "
+        "masses, sentinels); 0: off", allowed="0 or >= 2",
+    )
 
     def __post_init__(self) -> None:
         k = self.keepbits
@@ -71,6 +78,13 @@ class Mantissa(ArrayArrayCodec):
                 f"mantissa: keepbits must be an integer in 1..52 (float32: 1..23, float64: 1..52), got {k!r}"
             )
         object.__setattr__(self, "keepbits", int(k))
+        r = self.keep_repeated
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0 or r == 1:
+            raise CodecParameterError(
+                f"mantissa: keep_repeated must be 0 (off) or an integer >= 2 (the count from which a value is"
+                f" kept exact), got {r!r}"
+            )
+        object.__setattr__(self, "keep_repeated", int(r))
         if self.rounding not in _ROUNDINGS:
             raise CodecParameterError(
                 f"mantissa: rounding must be one of {', '.join(_ROUNDINGS)}, got {self.rounding!r}"
@@ -96,12 +110,35 @@ class Mantissa(ArrayArrayCodec):
         # exactly one copy: the byte swap of a non-native input is the copy
         out = x.astype(x.dtype.newbyteorder("="), order="C") if not x.dtype.isnative else x.copy(order="C")
         if self.keepbits < mbits:
-            _round_inplace(out.reshape(-1).view(utype), mbits, mbits - self.keepbits, self.rounding)
+            flat = out.reshape(-1).view(utype)
+            exact = _repeated(flat, self.keep_repeated) if self.keep_repeated else None
+            if exact is not None:
+                saved = flat[exact]
+            _round_inplace(flat, mbits, mbits - self.keepbits, self.rounding)
+            if exact is not None:
+                flat[exact] = saved
         return out
 
     def decode(self, y: np.ndarray) -> np.ndarray:
         """Identity: the values were already rounded by :meth:`encode`."""
         return _native(as_ndarray(y))
+
+
+def _repeated(u: np.ndarray, count: int) -> np.ndarray | None:
+    """Mask of the elements whose bit pattern occurs at least ``count`` times in ``u`` (None: none do).
+
+    Discrete-valued floats -- a particle's mass set by its species, a jet made of one pion, sentinels --
+    sit on a few exact values; rounding moves each such point as a whole, which a two-sample classifier
+    sees even when the shift is far below any resolution. A continuous float32 quantity repeats a value
+    by chance only rarely (a handful of pairs in a million), so a count of a few catches the points only.
+    """
+    if u.size < count:
+        return None
+    vals, inv, cnt = np.unique(u, return_inverse=True, return_counts=True)
+    hot = cnt >= count
+    if not hot.any():
+        return None
+    return hot[inv.reshape(-1)]
 
 
 def _round_inplace(u: np.ndarray, mbits: int, drop: int, rounding: str) -> None:
