@@ -96,7 +96,7 @@ def test_nanoaod_physics_choices_on_a_real_file():
     path = DATA / "nano_tt_v12.root"
     s = load_spec("nanoaod")
     rows = {r.branch: r for r in plan(s, input_branches(path))}
-    assert rows["Jet_pt"].codecs[0] == {"id": "mantissa", "keepbits": 7, "rounding": "nearest"}
+    assert rows["Jet_pt"].codecs[0] == {"id": "mantissa", "keepbits": 10, "rounding": "nearest", "keep_repeated": 8}
     assert rows["Muon_pt"].codecs[0]["keepbits"] == 9
     assert rows["Jet_phi"].error_bound == {"kind": "angle", "value": 3.5e-3}
     assert rows["Muon_eta"].error_bound == {"kind": "abs", "value": 5.0e-4}

@@ -90,6 +90,14 @@ class Mantissa(ArrayArrayCodec):
                 f"mantissa: rounding must be one of {', '.join(_ROUNDINGS)}, got {self.rounding!r}"
             )
 
+    def get_config(self) -> dict[str, object]:
+        """As every codec's, but ``keep_repeated`` only when set: configs (and block headers) of the plain
+        codec are the same as before the parameter existed."""
+        cfg = super().get_config()
+        if not self.keep_repeated:
+            cfg.pop("keep_repeated")
+        return cfg
+
     def accepts(self, dtype: np.dtype) -> bool:
         dtype = np.dtype(dtype)
         return dtype.kind == "f" and dtype.itemsize in _LAYOUT
