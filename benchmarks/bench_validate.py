@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("input", help="a jetclass file (original)")
     ap.add_argument("--specs", nargs="+", default=None, help="spec names (default: every registered spec)")
-    ap.add_argument("--tagger", default="medium", choices=["full", "medium", "reduced"])
+    ap.add_argument("--tagger", default="medium", choices=["full", "medium", "reduced", "off"])
     ap.add_argument("--tagger-jets", type=int, default=None, help="jets the tagger uses (default: the mode's cap)")
     ap.add_argument("--max-rows", type=int, default=200_000, help="objects per side in each two-sample BDT test")
     ap.add_argument("--format", default="parquet", help="container of the compressed files (extension)")
