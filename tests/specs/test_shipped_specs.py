@@ -226,7 +226,7 @@ def test_nanoaod_is_the_identity_on_what_production_already_rounded():
     import uproot
 
     cases = {
-        "nano_tt_v12.root": ("nanoaod", ["Jet_pt", "Jet_mass", "Jet_eta", "Jet_phi", "FatJet_pt", "GenJet_eta"]),
+        "nano_tt_v12.root": ("nanoaod", ["Jet_pt", "Jet_mass", "Jet_eta", "Jet_phi", "FatJet_pt", "GenJet_eta", "GenPart_eta", "Muon_dxyErr", "Electron_dzErr"]),
         "pfnano.root": ("pfnano", ["PFCands_pt", "PFCands_mass", "PFCands_d0Err", "PFCands_eta", "Jet_phi"]),
     }
     for fname, (spec_name, branches) in cases.items():
