@@ -63,6 +63,7 @@ FLOAT_CHAINS: dict[str, list] = {
     "mantissa-10+bytestreamsplit+zstd-3": [
         {"id": "mantissa", "keepbits": 10}, {"id": "bytestreamsplit"}, {"id": "zstd", "level": 3}
     ],
+    "mantissa-10 keep_repeated=8 (alone)": [{"id": "mantissa", "keepbits": 10, "keep_repeated": 8}],
     "quantize linear 1e-3 (alone)": [{"id": "quantize", "mode": "linear", "abs_error": 1e-3}],
     "quantize log 1e-3 (alone)": [{"id": "quantize", "mode": "log", "rel_error": 1e-3}],
     "quantize log 1e-3+zstd-3": [{"id": "quantize", "mode": "log", "rel_error": 1e-3}, {"id": "zstd", "level": 3}],

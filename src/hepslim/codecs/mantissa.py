@@ -139,14 +139,31 @@ def _repeated(u: np.ndarray, count: int) -> np.ndarray | None:
     sit on a few exact values; rounding moves each such point as a whole, which a two-sample classifier
     sees even when the shift is far below any resolution. A continuous float32 quantity repeats a value
     by chance only rarely (a handful of pairs in a million), so a count of a few catches the points only.
+
+    Exact, without sorting the whole array: a multiplicative hash into 1-4 buckets per element counts
+    bucket loads; only elements of buckets loaded ``count`` times or more (every repeated value, plus a
+    few colliding ones) are counted exactly.
     """
-    if u.size < count:
+    n = u.size
+    if n < count:
         return None
-    vals, inv, cnt = np.unique(u, return_inverse=True, return_counts=True)
-    hot = cnt >= count
-    if not hot.any():
+    bits = int(min(max(int(n).bit_length() + 1, 8), 24))
+    h = u.astype(np.uint64)
+    h *= np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing; wraps modulo 2**64 by design
+    h >>= np.uint64(64 - bits)
+    hi = h.astype(np.intp)
+    del h
+    cand = np.bincount(hi, minlength=1 << bits)[hi] >= count
+    if not cand.any():
         return None
-    return hot[inv.reshape(-1)]
+    cu = u[cand]
+    vals, cnt = np.unique(cu, return_counts=True)
+    hot = vals[cnt >= count]
+    if hot.size == 0:
+        return None
+    mask = np.zeros(n, dtype=bool)
+    mask[cand] = np.isin(cu, hot)
+    return mask
 
 
 def _round_inplace(u: np.ndarray, mbits: int, drop: int, rounding: str) -> None:
