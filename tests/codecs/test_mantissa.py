@@ -278,3 +278,19 @@ def test_keep_repeated_validation() -> None:
     assert Mantissa.from_config({"id": "mantissa", "keepbits": 7}).keep_repeated == 0  # older configs
     x = np.arange(10, dtype=np.float32) + 0.1
     assert np.array_equal(Mantissa(keepbits=4, keep_repeated=2).encode(x), Mantissa(keepbits=4).encode(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("count", [2, 3, 8])
+def test_repeated_detection_is_exact(dtype: type, count: int) -> None:
+    """The hash-count shortcut finds exactly the values np.unique counts >= ``count`` times."""
+    from hepslim.codecs.mantissa import _repeated
+
+    rng = np.random.default_rng(count)
+    points = rng.normal(0, 100, 300).astype(dtype)
+    x = np.concatenate([rng.normal(0, 100, 50_000).astype(dtype), np.repeat(points, rng.integers(1, 12, points.size))])
+    u = x[rng.permutation(x.size)].view({2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize])
+    _, inv, cnt = np.unique(u, return_inverse=True, return_counts=True)
+    ref = (cnt >= count)[inv.reshape(-1)]
+    got = _repeated(u, count)
+    assert np.array_equal(ref, np.zeros_like(ref) if got is None else got)
