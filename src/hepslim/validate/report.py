@@ -65,7 +65,7 @@ def _overlay(plt: Any, name: str, o: np.ndarray, c: np.ndarray, stats: dict[str,
     rax.set_ylim(1 - half, 1 + half)
     rax.set_ylabel("comp./orig.")
     rax.set_xlabel(name)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")  # mplhep fonts are large: keep axis labels in the frame
     plt.close(fig)
 
 
@@ -81,7 +81,7 @@ def _roc(plt: Any, rocs: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -
     ax.set_xlabel(r"signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"background rejection $1/\varepsilon_B$")
     ax.legend(fontsize=12)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")  # mplhep fonts are large: keep axis labels in the frame
     plt.close(fig)
 
 
@@ -99,7 +99,7 @@ def _error_hist(plt: Any, name: str, err: np.ndarray, bounded: bool, path: Path)
             ax.hist(np.log10(pos), bins=60, histtype="step", color="tab:blue")
         ax.set_xlabel(f"{name}: log10 relative error (changed values)")
     ax.set_ylabel("values")
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")  # mplhep fonts are large: keep axis labels in the frame
     plt.close(fig)
 
 
