@@ -217,3 +217,18 @@ def test_hepslim_written_containers(planted: Path, tmp_path: Path, fmt: str) -> 
     assert rep.branch("Jet_etaRounded").effective_bits == 10  # lossless: the precision survives
     assert rep.branch("MET_pt").stored_bytes_per_event is not None
     assert rep.branch("MET_pt").stored_bytes_per_event > 0
+
+
+def test_discrete_flag_on_candidate_masses(pfnano_file: Path) -> None:
+    """Generated PF candidates carry their hypothesis' exact mass: flagged ``discrete`` (rounding would move
+    those points), while continuous momenta and the 0/1 pile-ups of energy fractions are not."""
+    from hepslim.survey import survey
+
+    rep = survey(pfnano_file)
+    mass = rep.branch("PFCands_mass")
+    assert "discrete" in mass.flags
+    # derivable from the pdgId here (the best suggestion); otherwise the keep suggestion names keep_repeated
+    assert mass.suggestion.startswith("derive: mass_from_pid") or "keep_repeated" in mass.suggestion
+    for name in ("PFCands_pt", "Jet_pt", "Jet_neEmEF", "PFCands_d0"):
+        assert "discrete" not in rep.branch(name).flags, name
+    assert "PFCands_mass" in rep.flagged("discrete")

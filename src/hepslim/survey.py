@@ -12,7 +12,9 @@ survey measures
   ``derivable`` (equal within float precision to ``a*x + b`` of another branch of the same structure, found
   with one correlation matrix per structure group, or to a standard kinematic function of others:
   pT from (px, py), E from (p, m), ...), ``pre-rounded`` (float branches whose values use fewer mantissa bits
-  than their dtype has: NanoAOD rounds e.g. ``Jet_pt`` to 10 bits);
+  than their dtype has: NanoAOD rounds e.g. ``Jet_pt`` to 10 bits), ``discrete`` (float branches with at
+  least 5% of their values on points repeated 8 or more times that 10-bit rounding would move: species
+  masses, jets of one muon; round them with ``mantissa``'s ``keep_repeated`` so those points stay exact);
 * the effective precision: the largest number of significant mantissa bits any value uses;
 * a suggested codec with the expected saving: drop (constant/duplicate), ``derived:`` (when
   :mod:`hepslim.derived` has the function), or the smallest of a few lossless pipelines, measured.
@@ -855,7 +857,9 @@ def _lossless_parent(extends: str | None) -> bool:
     return all(r.lossless for r in sp.all_rules) and (d is None or d.lossless)
 
 
-_FLAGS = ("constant", "near-constant", "always-default", "empty", "duplicate", "derivable", "pre-rounded")
+_FLAGS = ("constant", "near-constant", "always-default", "empty", "duplicate", "derivable", "pre-rounded", "discrete")
+_DISCRETE_COUNT = 8  # a value repeated this often is a point, not a coincidence (see mantissa.keep_repeated)
+_DISCRETE_SHARE = 0.05
 
 
 def _fmt(x: float | None) -> str:
@@ -988,6 +992,15 @@ def survey(path: str | os.PathLike[str] | Input, *, tree: str | None = None, bra
         mbits = _FLOAT_LAYOUT[dt.itemsize][1] if dt.kind == "f" and dt.itemsize in _FLOAT_LAYOUT else None
         if mbits is not None and eff[n] is not None and eff[n] < mbits:  # type: ignore[operator]
             flags.append("pre-rounded")
+        if mbits is not None and n not in const and v.size >= 20 * _DISCRETE_COUNT:
+            from hepslim.codecs.mantissa import Mantissa, _repeated
+
+            nv = np.ascontiguousarray(_native(v))
+            hot = _repeated(nv.view(_FLOAT_LAYOUT[dt.itemsize][0]), _DISCRETE_COUNT)
+            if hot is not None:  # only points that rounding would move (not 0, 1, small integers, ...)
+                hot &= Mantissa(keepbits=min(10, mbits - 1)).encode(nv) != nv
+                if hot.mean() >= _DISCRETE_SHARE:
+                    flags.append("discrete")
         stored = c.stored_bytes / n_ev if c.stored_bytes is not None else None
         role = "counter" if is_counter_name(n) else "index" if is_index_name(n) else "values"
         hs = None
@@ -1020,6 +1033,8 @@ def survey(path: str | os.PathLike[str] | Input, *, tree: str | None = None, bra
                 best_name = f"mantissa{kb} (lossless here)+{best_name}"
             sugg = best / n_read if math.isfinite(best) else (hs or 0.0)
             suggestion = f"keep: {best_name}"
+            if "discrete" in flags:
+                suggestion += f" (discrete: if rounded, mantissa keep_repeated: {_DISCRETE_COUNT})"
             if n in rel:
                 suggestion += f" (derivable: {rel[n].describe()})"
         ref = stored if stored is not None else hs
