@@ -48,3 +48,21 @@ def unpack_header(buf: memoryview | bytes) -> tuple[np.dtype, tuple[int, ...], b
     pos += nextra
     pos += -pos % 8
     return dtype, tuple(int(s) for s in shape), extra, pos
+
+
+def check_codec_header(codec: str, magic: bytes, expected_magic: bytes, version: int, expected_version: int,
+                       dts: bytes) -> np.dtype:
+    """Shared checks of a codec's own fixed header (quantize, autoencoder): magic, format version and a
+    float dtype string (NUL-padded ASCII). Returns the dtype; any mismatch is a :class:`CorruptDataError`
+    naming the codec."""
+    if magic != expected_magic:
+        raise CorruptDataError(f"{codec}: bad magic {magic!r} (not a {codec} block)")
+    if version != expected_version:
+        raise CorruptDataError(f"{codec}: format version {version} is not supported (this is {expected_version})")
+    try:
+        dtype = np.dtype(dts.rstrip(b"\0").decode("ascii"))
+    except (TypeError, UnicodeDecodeError) as exc:
+        raise CorruptDataError(f"{codec}: bad dtype {dts!r} in header") from exc
+    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
+        raise CorruptDataError(f"{codec}: header dtype {dtype} is not a float")
+    return dtype

@@ -75,6 +75,7 @@ import numpy as np
 
 from hepslim.abc import ArrayBytesCodec, BytesLike, ErrorBound, as_buffer, as_ndarray, param
 from hepslim.codecs._bits import bit_width, pack_bits, packed_nbytes, unpack_bits
+from hepslim.codecs._header import check_codec_header
 from hepslim.errors import CodecInputError, CodecParameterError, CorruptDataError, MissingDependencyError
 
 MAGIC = b"HSAE"
@@ -603,18 +604,9 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray | 
 
     need(0, _HEAD.size, "header")
     magic, version, mode, _flags, dts, ndim = _HEAD.unpack_from(buf, 0)
-    if magic != MAGIC:
-        raise CorruptDataError(f"autoencoder: bad magic {magic!r} (not an autoencoder block)")
-    if version != VERSION:
-        raise CorruptDataError(f"autoencoder: format version {version} is not supported (this is {VERSION})")
+    dtype = check_codec_header("autoencoder", magic, MAGIC, version, VERSION, dts)
     if mode >= len(_MODES):
         raise CorruptDataError(f"autoencoder: bad mode {mode} in header")
-    try:
-        dtype = np.dtype(dts.rstrip(b"\0").decode("ascii"))
-    except (TypeError, UnicodeDecodeError) as exc:
-        raise CorruptDataError(f"autoencoder: bad dtype {dts!r} in header") from exc
-    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
-        raise CorruptDataError(f"autoencoder: header dtype {dtype} is not a float")
     pos = _HEAD.size
     need(pos, 8 * ndim + _DIMS.size, "shape")
     shape = tuple(int(s) for s in struct.unpack_from(f"<{ndim}Q", buf, pos))

@@ -52,6 +52,7 @@ import numpy as np
 
 from hepslim.abc import ArrayBytesCodec, BytesLike, ErrorBound, as_buffer, as_ndarray, param
 from hepslim.codecs._bits import bit_width, pack_bits, packed_nbytes, unpack_bits
+from hepslim.codecs._header import check_codec_header
 from hepslim.errors import CodecInputError, CodecParameterError, CorruptDataError, OutOfRangeError
 
 MAGIC = b"HSQZ"
@@ -556,18 +557,9 @@ def _parse(y: BytesLike) -> tuple[_Layout, np.ndarray, np.ndarray, np.ndarray]:
     if nbytes < _HEAD.size:
         raise CorruptDataError(f"quantize: block of {nbytes} bytes is shorter than its header")
     magic, version, mode, flags, width, dts, ndim = _HEAD.unpack_from(buf, 0)
-    if magic != MAGIC:
-        raise CorruptDataError(f"quantize: bad magic {magic!r} (not a quantize block)")
-    if version != VERSION:
-        raise CorruptDataError(f"quantize: format version {version} is not supported (this is {VERSION})")
+    dtype = check_codec_header("quantize", magic, MAGIC, version, VERSION, dts)
     if mode >= len(_MODES) or width > 64:
         raise CorruptDataError(f"quantize: bad header (mode {mode}, width {width})")
-    try:
-        dtype = np.dtype(dts.rstrip(b"\0").decode("ascii"))
-    except (TypeError, UnicodeDecodeError) as exc:
-        raise CorruptDataError(f"quantize: bad dtype {dts!r} in header") from exc
-    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
-        raise CorruptDataError(f"quantize: header dtype {dtype} is not a float")
     pos = _HEAD.size
     if nbytes < pos + 8 * ndim + _PARAMS.size:
         raise CorruptDataError("quantize: truncated header")
