@@ -192,6 +192,21 @@ def _cmd_generate(sub: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------------------- validate
+def _at_least(lo: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``lo`` (a usage error otherwise, not a traceback)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {v}")
+        return v
+
+    return parse
+
+
 def _cmd_validate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate", help="compare a compressed file with its original: errors, distributions, classifiers"
@@ -205,11 +220,11 @@ def _cmd_validate(sub: argparse._SubParsersAction) -> None:
         "--tagger", choices=["full", "medium", "reduced", "off"], default="full", help="jet-tagger benchmark mode"
     )
     p.add_argument(
-        "--tagger-jets", type=int, default=None, metavar="N",
+        "--tagger-jets", type=_at_least(20), default=None, metavar="N",
         help="labelled jets the tagger uses, train + test (default: the mode's cap: full 200k, medium 20k, reduced 2k)",
     )
     p.add_argument(
-        "--max-rows", type=int, default=200_000, metavar="N",
+        "--max-rows", type=_at_least(20), default=200_000, metavar="N",
         help="objects per side in each gradient-boosting two-sample test (default 200000)",
     )
     p.add_argument("--no-classifier", action="store_true", help="skip the two-sample classifier test")

@@ -993,10 +993,10 @@ def survey(path: str | os.PathLike[str] | Input, *, tree: str | None = None, bra
         if mbits is not None and eff[n] is not None and eff[n] < mbits:  # type: ignore[operator]
             flags.append("pre-rounded")
         if mbits is not None and n not in const and v.size >= 20 * _DISCRETE_COUNT:
-            from hepslim.codecs.mantissa import Mantissa, _repeated
+            from hepslim.codecs.mantissa import Mantissa, repeated_mask
 
             nv = np.ascontiguousarray(_native(v))
-            hot = _repeated(nv.view(_FLOAT_LAYOUT[dt.itemsize][0]), _DISCRETE_COUNT)
+            hot = repeated_mask(nv.view(_FLOAT_LAYOUT[dt.itemsize][0]), _DISCRETE_COUNT)
             if hot is not None:  # only points that rounding would move (not 0, 1, small integers, ...)
                 hot &= Mantissa(keepbits=min(10, mbits - 1)).encode(nv) != nv
                 if hot.mean() >= _DISCRETE_SHARE:

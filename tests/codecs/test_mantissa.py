@@ -284,7 +284,7 @@ def test_keep_repeated_validation() -> None:
 @pytest.mark.parametrize("count", [2, 3, 8])
 def test_repeated_detection_is_exact(dtype: type, count: int) -> None:
     """The hash-count shortcut finds exactly the values np.unique counts >= ``count`` times."""
-    from hepslim.codecs.mantissa import _repeated
+    from hepslim.codecs.mantissa import repeated_mask
 
     rng = np.random.default_rng(count)
     points = rng.normal(0, 100, 300).astype(dtype)
@@ -292,5 +292,5 @@ def test_repeated_detection_is_exact(dtype: type, count: int) -> None:
     u = x[rng.permutation(x.size)].view({2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize])
     _, inv, cnt = np.unique(u, return_inverse=True, return_counts=True)
     ref = (cnt >= count)[inv.reshape(-1)]
-    got = _repeated(u, count)
+    got = repeated_mask(u, count)
     assert np.array_equal(ref, np.zeros_like(ref) if got is None else got)

@@ -119,7 +119,7 @@ class Mantissa(ArrayArrayCodec):
         out = x.astype(x.dtype.newbyteorder("="), order="C") if not x.dtype.isnative else x.copy(order="C")
         if self.keepbits < mbits:
             flat = out.reshape(-1).view(utype)
-            exact = _repeated(flat, self.keep_repeated) if self.keep_repeated else None
+            exact = repeated_mask(flat, self.keep_repeated) if self.keep_repeated else None
             if exact is not None:
                 saved = flat[exact]
             _round_inplace(flat, mbits, mbits - self.keepbits, self.rounding)
@@ -132,7 +132,7 @@ class Mantissa(ArrayArrayCodec):
         return _native(as_ndarray(y))
 
 
-def _repeated(u: np.ndarray, count: int) -> np.ndarray | None:
+def repeated_mask(u: np.ndarray, count: int) -> np.ndarray | None:
     """Mask of the elements whose bit pattern occurs at least ``count`` times in ``u`` (None: none do).
 
     Discrete-valued floats -- a particle's mass set by its species, a jet made of one pion, sentinels --
